@@ -1,0 +1,20 @@
+# Two commands on a fresh machine: `make demo` runs the demo, `make test` runs the tests.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+$(BIN)/trident: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $(BIN)/trident
+
+.PHONY: demo test bench
+demo: $(BIN)/trident
+	$(BIN)/trident demo
+
+test: $(BIN)/trident
+	$(BIN)/python -m pytest -q
+
+bench: $(BIN)/trident
+	$(BIN)/python -m bench
