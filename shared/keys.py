@@ -1,0 +1,64 @@
+"""Every Redis key name Trident uses, in one place.
+
+The registry keys share the hash tag ``{reg}``, so all of them live in one Cluster slot and the
+Lua scripts in ``shared/lua/`` (which receive every key they touch through ``KEYS``) also run on
+Redis Cluster. Keys outside the registry (reports, status, health) need no tag: no script
+touches them together with registry keys.
+
+Registry layout (times are epoch milliseconds of the Redis server's clock):
+
+==============  =======  =====================================================================
+key             type     contents
+==============  =======  =====================================================================
+CONFIG          hash     operator settings read by every acquire (see ``shared.registry``)
+LEASES          zset     lease id -> expiry ms
+LEASE_DATA      hash     lease id -> JSON record (token, triangle, quote, pairs, notional,
+                         owner, started_ms), all values strings
+CLAIM_TRI       hash     triangle id -> id of the lease holding it
+CLAIM_QUOTE     hash     primary quote -> comma-separated ids of the leases holding it
+CLAIM_PAIR      hash     pair symbol -> comma-separated ids of the leases holding it
+CAPITAL         hash     quote -> notional in use, exact decimal string (absent = 0)
+LAST_TRADE      hash     triangle id -> ms of its latest finished trade (the stale rule)
+TOKEN           string   fencing-token counter (INCR)
+CANCEL          hash     correlation id -> 1 while a cancellation is requested
+==============  =======  =====================================================================
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "REG",
+    "CONFIG",
+    "LEASES",
+    "LEASE_DATA",
+    "CLAIM_TRI",
+    "CLAIM_QUOTE",
+    "CLAIM_PAIR",
+    "CAPITAL",
+    "LAST_TRADE",
+    "TOKEN",
+    "CANCEL",
+    "JOURNAL_PREFIX",
+    "REPORTS",
+    "REPORTS_GROUP",
+    "STATUS_PREFIX",
+    "WORKER_HEALTH_PREFIX",
+]
+
+REG = "trident:{reg}"
+CONFIG = REG + ":config"
+LEASES = REG + ":leases"
+LEASE_DATA = REG + ":lease_data"
+CLAIM_TRI = REG + ":claim:tri"
+CLAIM_QUOTE = REG + ":claim:quote"
+CLAIM_PAIR = REG + ":claim:pair"
+CAPITAL = REG + ":capital"
+LAST_TRADE = REG + ":last_trade"
+TOKEN = REG + ":token"
+CANCEL = REG + ":cancel"
+JOURNAL_PREFIX = REG + ":journal:"
+
+REPORTS = "trident:reports"
+REPORTS_GROUP = "trident-supervisors"
+STATUS_PREFIX = "trident:status:"
+WORKER_HEALTH_PREFIX = "trident:health:"

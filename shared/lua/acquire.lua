@@ -1,0 +1,63 @@
+-- acquire: grant a lease (slot + isolation claims + capital) or say why not, atomically.
+-- ARGV: lease_id, ttl_ms, triangle_id, quote, pairs (comma-separated), notional (decimal
+-- string), book_ts_ms, owner.
+-- Returns {1, fencing_token} or {0, reason}; reasons are checked in this order:
+-- paused, duplicate, no_slot, triangle_busy, quote_busy, pair_busy, stale, capital_cap.
+local lease_id, ttl_ms, triangle, quote = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
+local pairs_csv, notional, book_ts_ms, owner = ARGV[5], ARGV[6], tonumber(ARGV[7]), ARGV[8]
+
+local now = now_ms()
+drop_expired(now)
+
+local config = redis.call('HMGET', K_CONFIG, 'paused', 'slots', 'enforce_same_quote', 'enforce_pair', 'cap:' .. quote)
+if flag(config[1], false) then return {0, 'paused'} end
+if redis.call('ZSCORE', K_LEASES, lease_id) then return {0, 'duplicate'} end
+
+local slots = tonumber(config[2] or '4')
+if not slots or slots ~= math.floor(slots) then
+  error('trident: config slots is not a whole number: "' .. config[2] .. '"')
+end
+if redis.call('ZCARD', K_LEASES) >= slots then return {0, 'no_slot'} end
+
+if redis.call('HEXISTS', K_TRI, triangle) == 1 then return {0, 'triangle_busy'} end
+local quote_holders = redis.call('HGET', K_QUOTE, quote)
+if quote_holders and flag(config[3], false) then return {0, 'quote_busy'} end
+
+local pair_list = split_csv(pairs_csv)
+local pair_holders = {}
+if #pair_list > 0 then pair_holders = redis.call('HMGET', K_PAIR, unpack(pair_list)) end
+if flag(config[4], true) then
+  for i = 1, #pair_list do
+    if pair_holders[i] then return {0, 'pair_busy'} end
+  end
+end
+
+if book_ts_ms > 0 then
+  local last_trade_ms = tonumber(redis.call('HGET', K_LAST, triangle) or '0')
+  if last_trade_ms > 0 and book_ts_ms < last_trade_ms then return {0, 'stale'} end
+end
+
+local in_use = limbs_add(capital_in_use(quote), amount_to_limbs(notional, 'notional'))
+if config[5] and limbs_cmp(in_use, amount_to_limbs(config[5], 'cap:' .. quote)) > 0 then
+  return {0, 'capital_cap'}
+end
+
+local token = redis.call('INCR', K_TOKEN)
+redis.call('ZADD', K_LEASES, int_str(now + ttl_ms), lease_id)
+redis.call('HSET', K_DATA, lease_id, cjson.encode({
+  token = int_str(token), triangle = triangle, quote = quote, pairs = pairs_csv,
+  notional = notional, owner = owner, started_ms = int_str(now),
+}))
+redis.call('HSET', K_TRI, triangle, lease_id)
+redis.call('HSET', K_QUOTE, quote, claim_joined(quote_holders, lease_id))
+-- Pair claims are written even while enforce_pair is off, so switching it on binds at once.
+if #pair_list > 0 then
+  local fields = {}
+  for i, pair in ipairs(pair_list) do
+    fields[#fields + 1] = pair
+    fields[#fields + 1] = claim_joined(pair_holders[i], lease_id)
+  end
+  redis.call('HSET', K_PAIR, unpack(fields))
+end
+capital_store(quote, in_use)
+return {1, token}

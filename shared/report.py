@@ -1,0 +1,263 @@
+"""Execution reports and their flat encoding for the `trident:reports` stream.
+
+Grafana's Redis data source types a column from the first value it sees, so the stream
+encoding is flat and type-stable: every entry has the same keys whatever happened (three leg
+slots, three book tops, every timing step), numbers are always plain decimal strings ("0" when
+unknown), never None or "". `report_from_fields` is the inverse, used by the supervisor's
+consumer group and by tools that read the stream with plain redis-py (bytes in, bytes out).
+
+Round trip: `report_from_fields(report_to_fields(r)) == r` holds when
+- floats (bps, ms) are already rounded to FLOAT_PLACES (3) decimals and finite
+  (a non-finite float is written as "0" so one bad value cannot break a chart);
+- `fills[k].leg == k` (legs fill in order; at most 3 fills);
+- `timings` use the seed's step names (`t-2_book_snapshot`, `t-1_eval_complete`,
+  `t_signal_created`, or the other TIMING_STEPS names as is), each step at most once
+  (a step outside TIMING_STEPS has no column and is dropped; the field-friendly names
+  are accepted too, and come back as the seed's);
+- triangle pair symbols contain no ",".
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from enum import StrEnum
+
+from shared.money import fmt_decimal
+
+__all__ = [
+    "Status",
+    "LegFill",
+    "BookTop",
+    "ExecutionReport",
+    "TIMING_STEPS",
+    "FLOAT_PLACES",
+    "report_to_fields",
+    "report_from_fields",
+]
+
+FLOAT_PLACES = 3
+LEG_SLOTS = 3
+
+TIMING_STEPS: tuple[str, ...] = (
+    "book_snapshot",
+    "socket_arrived",
+    "book_update_arrived",
+    "eval_complete",
+    "signal_created",
+    "signal_received",
+    "leg0_order_fired",
+    "leg1_order_fired",
+    "leg2_order_fired",
+    "leg0_fill_received",
+    "leg1_fill_received",
+    "leg2_fill_received",
+    "execution_complete",
+)
+# The seed's step names where they differ from the field-friendly ones.
+_SEED_STEP_NAMES = {
+    "book_snapshot": "t-2_book_snapshot",
+    "eval_complete": "t-1_eval_complete",
+    "signal_created": "t_signal_created",
+}
+_STEP_BY_SEED_NAME = {seed: step for step, seed in _SEED_STEP_NAMES.items()}
+_TIMING_FIELD = {step: f"t_{step}_ms" for step in TIMING_STEPS}
+
+
+class Status(StrEnum):
+    FILLED = "filled"
+    FAILED = "failed"
+    ABORTED = "aborted"  # cancelled or refused before any money moved
+    UNWOUND = "unwound"  # a middle leg failed and the stranded asset was converted back
+    STRANDED = "stranded"  # a middle leg failed and the asset is still held
+    LOST = "lost"  # the worker died; only the legs known done are reported
+
+
+@dataclass(frozen=True, slots=True)
+class LegFill:
+    """What one order did to the account.
+
+    `spent` is the input currency that left the account (fee included when charged in it);
+    `received` is the output currency credited, net of fee. `filled_size` is base (dealSize),
+    `filled_funds` quote (dealFunds), as KuCoin reports them.
+    """
+
+    leg: int
+    pair: str
+    side: str
+    order_id: str
+    input_currency: str
+    output_currency: str
+    spent: Decimal
+    received: Decimal
+    filled_size: Decimal
+    filled_funds: Decimal
+    avg_price: Decimal
+    fee: Decimal
+    fee_currency: str
+    latency_ms: float
+
+
+@dataclass(frozen=True, slots=True)
+class BookTop:
+    """Best ask and bid of one leg's book as the signal carried it (zeros for an empty side)."""
+
+    ask_px: Decimal
+    ask_sz: Decimal
+    bid_px: Decimal
+    bid_sz: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionReport:
+    """One execution outcome; `timings` are (seed step name, ms relative to signal receipt)."""
+
+    correlation_id: str
+    status: Status
+    mode: str
+    fill_model: str
+    triangle: tuple[str, ...]
+    primary_quote: str
+    predicted_bps: float
+    effective_bps: float
+    profit: Decimal
+    spent: Decimal
+    returned: Decimal
+    ts_ms: int
+    book_ts_ms: int
+    signal_ts_ms: int
+    received_ts_ms: int
+    first_order_ms: float
+    total_ms: float
+    error: str
+    worker: str
+    host: str
+    fills: tuple[LegFill, ...] = ()
+    book_tops: tuple[BookTop, ...] = ()
+    timings: tuple[tuple[str, float], ...] = ()
+
+
+_TEXT_FIELDS = ("correlation_id", "mode", "fill_model", "primary_quote", "error", "worker", "host")
+_DECIMAL_FIELDS = ("profit", "spent", "returned")
+_INT_FIELDS = ("ts_ms", "book_ts_ms", "signal_ts_ms", "received_ts_ms")
+_FLOAT_FIELDS = ("predicted_bps", "effective_bps", "first_order_ms", "total_ms")
+_LEG_TEXT_FIELDS = ("pair", "side", "order_id", "input_currency", "output_currency", "fee_currency")
+_LEG_DECIMAL_FIELDS = ("spent", "received", "filled_size", "filled_funds", "avg_price", "fee")
+_BOOK_FIELDS = ("ask_px", "ask_sz", "bid_px", "bid_sz")
+_ZERO = Decimal(0)
+
+
+def _fmt_float(value: float) -> str:
+    """Fixed-point text with at most FLOAT_PLACES decimals; non-finite becomes "0"."""
+    if not math.isfinite(value):
+        return "0"
+    text = f"{value:.{FLOAT_PLACES}f}".rstrip("0").rstrip(".")
+    return "0" if text == "-0" else text
+
+
+def _step_name(name: str) -> str | None:
+    step = _STEP_BY_SEED_NAME.get(name, name)
+    return step if step in _TIMING_FIELD else None
+
+
+def report_to_fields(report: ExecutionReport) -> dict[str, str]:
+    """The flat, type-stable stream entry for `report` (same keys for every report).
+
+    Raises ValueError for more than 3 fills or a fill out of leg order: those have no slot,
+    and silently dropping one would misstate what the account did.
+    """
+    if len(report.fills) > LEG_SLOTS:
+        raise ValueError(f"{len(report.fills)} fills; a report has {LEG_SLOTS} leg slots")
+    fields: dict[str, str] = {name: getattr(report, name) for name in _TEXT_FIELDS}
+    fields["status"] = str(report.status)
+    fields["triangle"] = ",".join(report.triangle)
+    for name in _DECIMAL_FIELDS:
+        fields[name] = fmt_decimal(getattr(report, name))
+    for name in _INT_FIELDS:
+        fields[name] = str(int(getattr(report, name)))
+    for name in _FLOAT_FIELDS:
+        fields[name] = _fmt_float(getattr(report, name))
+    fields["legs_done"] = str(len(report.fills))
+    for slot in range(LEG_SLOTS):
+        prefix = f"leg{slot}_"
+        fill = report.fills[slot] if slot < len(report.fills) else None
+        if fill is not None and fill.leg != slot:
+            raise ValueError(f"fills[{slot}] is leg {fill.leg}; fills must be in leg order")
+        for name in _LEG_TEXT_FIELDS:
+            fields[prefix + name] = "" if fill is None else getattr(fill, name)
+        for name in _LEG_DECIMAL_FIELDS:
+            fields[prefix + name] = "0" if fill is None else fmt_decimal(getattr(fill, name))
+        fields[prefix + "latency_ms"] = "0" if fill is None else _fmt_float(fill.latency_ms)
+    fields["book_tops"] = str(min(len(report.book_tops), LEG_SLOTS))
+    for slot in range(LEG_SLOTS):
+        top = report.book_tops[slot] if slot < len(report.book_tops) else None
+        for name in _BOOK_FIELDS:
+            fields[f"leg{slot}_{name}"] = "0" if top is None else fmt_decimal(getattr(top, name))
+    steps: list[str] = []
+    for step in TIMING_STEPS:
+        fields[_TIMING_FIELD[step]] = "0"
+    for name, elapsed_ms in report.timings:
+        step = _step_name(name)
+        if step is not None:
+            steps.append(step)
+            fields[_TIMING_FIELD[step]] = _fmt_float(elapsed_ms)
+    fields["timing_steps"] = ",".join(steps)
+    return fields
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def report_from_fields(fields: Mapping[str | bytes, str | bytes]) -> ExecutionReport:
+    """Rebuild a report from a stream entry; accepts redis-py's bytes (no decode_responses).
+
+    Raises ValueError naming the field when one is missing or unparseable.
+    """
+    entry = {_text(key): _text(value) for key, value in fields.items()}
+
+    def get(name: str) -> str:
+        try:
+            return entry[name]
+        except KeyError:
+            raise ValueError(f"report field {name!r} is missing") from None
+
+    def number(name: str, kind: type) -> object:
+        text = get(name)
+        try:
+            return kind(text)
+        except (ArithmeticError, ValueError):
+            raise ValueError(f"report field {name!r} is not a number: {text[:40]!r}") from None
+
+    def fill(slot: int) -> LegFill:
+        prefix = f"leg{slot}_"
+        values: dict[str, object] = {name: get(prefix + name) for name in _LEG_TEXT_FIELDS}
+        values.update({name: number(prefix + name, Decimal) for name in _LEG_DECIMAL_FIELDS})
+        return LegFill(leg=slot, latency_ms=number(prefix + "latency_ms", float), **values)  # type: ignore[arg-type]
+
+    def book_top(slot: int) -> BookTop:
+        return BookTop(*(number(f"leg{slot}_{name}", Decimal) for name in _BOOK_FIELDS))  # type: ignore[arg-type]
+
+    try:
+        status = Status(get("status"))
+    except ValueError:
+        raise ValueError(f"report field 'status' is not a status: {entry.get('status', '')[:40]!r}") from None
+    legs_done = min(int(number("legs_done", int)), LEG_SLOTS)  # type: ignore[call-overload]
+    book_tops = min(int(number("book_tops", int)), LEG_SLOTS)  # type: ignore[call-overload]
+    steps = [step for step in get("timing_steps").split(",") if step in _TIMING_FIELD]
+    triangle = get("triangle")
+    return ExecutionReport(
+        status=status,
+        triangle=tuple(triangle.split(",")) if triangle else (),
+        fills=tuple(fill(slot) for slot in range(legs_done)),
+        book_tops=tuple(book_top(slot) for slot in range(book_tops)),
+        timings=tuple(
+            (_SEED_STEP_NAMES.get(step, step), number(_TIMING_FIELD[step], float)) for step in steps  # type: ignore[misc]
+        ),
+        **{name: get(name) for name in _TEXT_FIELDS},
+        **{name: number(name, Decimal) for name in _DECIMAL_FIELDS},
+        **{name: number(name, int) for name in _INT_FIELDS},
+        **{name: number(name, float) for name in _FLOAT_FIELDS},
+    )

@@ -1,0 +1,204 @@
+"""Process settings: defaults < TOML file < environment < explicit overrides.
+
+Every setting has one name used everywhere: the dataclass field, the TOML key, and the
+environment variable `TRIDENT_<NAME>` (e.g. `TRIDENT_WORKERS=4`). Values are checked once, here,
+so a typo or an impossible value stops the process at start with a message naming the setting,
+instead of surfacing as a strange failure in the middle of a trade.
+
+Credentials come from `TRIDENT_API_KEY`, `TRIDENT_API_SECRET`, `TRIDENT_API_PASSPHRASE`
+(optional `TRIDENT_API_KEY_VERSION`), each also readable from the file named by the same
+variable plus `_FILE` (systemd credentials, Docker secrets), or from `api_key`, `api_secret`,
+`api_passphrase`, `api_key_version` in the TOML file. Error messages never include their values.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+
+from shared.credentials import Credentials
+
+__all__ = ["Settings", "SettingsError", "load_settings", "ENV_PREFIX"]
+
+ENV_PREFIX = "TRIDENT_"
+_CONFIG_ENV = "TRIDENT_CONFIG"
+_CREDENTIAL_KEYS = ("api_key", "api_secret", "api_passphrase")
+_KEY_VERSION = "api_key_version"
+_KEY_VERSIONS = (2, 3)
+_LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+
+
+class SettingsError(ValueError):
+    """A setting is missing, unknown or invalid; the message names it (never a secret's value)."""
+
+
+def _default_workers() -> int:
+    return os.cpu_count() or 1
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    socket_path: str = "/run/trident/signals.sock"
+    workers: int = field(default_factory=_default_workers)
+    exchange_url: str = "https://api.kucoin.com"
+    mode: str = "paper"  # "paper" | "live"
+    fill_model: str = "depth"  # "depth" | "top" (the seed's top-of-book model)
+    max_frame_bytes: int = 1 << 20
+    report_stream: str = "trident:reports"
+    report_maxlen: int = 100_000
+    spool_dir: str = "/var/lib/trident/spool"
+    lease_ttl_ms: int = 30_000
+    keepalive_s: float = 15.0
+    http_timeout_s: float = 10.0
+    log_level: str = "info"
+    log_file: str | None = None
+    credentials: Credentials | None = None  # Credentials' own repr hides the secrets
+
+
+_FIELD_NAMES = tuple(f.name for f in fields(Settings) if f.name != "credentials")
+_INT_FIELDS = frozenset(("workers", "max_frame_bytes", "report_maxlen", "lease_ttl_ms"))
+_FLOAT_FIELDS = frozenset(("keepalive_s", "http_timeout_s"))
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "mode": ("paper", "live"),
+    "fill_model": ("depth", "top"),
+    "log_level": _LOG_LEVELS,
+}
+
+
+def _coerce(name: str, value: object, source: str) -> object:
+    """The field's type from a string (env), a TOML value, or an override; errors name the setting."""
+    if name in _INT_FIELDS:
+        if isinstance(value, bool) or not isinstance(value, (int, str)):
+            raise SettingsError(f"{name} (from {source}) must be an integer, got {type(value).__name__}")
+        try:
+            number: object = int(value)
+        except ValueError:
+            raise SettingsError(f"{name} (from {source}) must be an integer, got {value!r}") from None
+        if number < 1:  # type: ignore[operator]
+            raise SettingsError(f"{name} (from {source}) must be >= 1, got {number}")
+        return number
+    if name in _FLOAT_FIELDS:
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise SettingsError(f"{name} (from {source}) must be a number, got {type(value).__name__}")
+        try:
+            number = float(value)
+        except ValueError:
+            raise SettingsError(f"{name} (from {source}) must be a number, got {value!r}") from None
+        if not number > 0 or number == float("inf"):
+            raise SettingsError(f"{name} (from {source}) must be a finite number > 0, got {value!r}")
+        return number
+    if not isinstance(value, str):
+        raise SettingsError(f"{name} (from {source}) must be a string, got {type(value).__name__}")
+    if name in _CHOICES:
+        value = value.strip().lower()
+        if value not in _CHOICES[name]:
+            raise SettingsError(f"{name} (from {source}) must be one of {', '.join(_CHOICES[name])}, got {value!r}")
+    if name == "log_file":
+        return value or None
+    if not value:
+        raise SettingsError(f"{name} (from {source}) must not be empty")
+    return value
+
+
+def _read_toml(path: str) -> dict[str, object]:
+    try:
+        with open(path, "rb") as file:
+            data = tomllib.load(file)
+    except OSError as exc:
+        raise SettingsError(f"cannot read config file {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"config file {path} is not valid TOML: {exc}") from None
+    known = set(_FIELD_NAMES) | set(_CREDENTIAL_KEYS) | {_KEY_VERSION}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise SettingsError(f"config file {path} has unknown settings: {', '.join(unknown)}")
+    return data
+
+
+def _env_value(env: Mapping[str, str], var: str, read_file: Callable[[str], str]) -> str | None:
+    """`var` itself, else the content of the file named by `var_FILE`; empty means unset."""
+    value = env.get(var)
+    if value:
+        return value
+    path = env.get(var + "_FILE")
+    if not path:
+        return None
+    try:
+        content = read_file(path).strip()
+    except OSError as exc:
+        raise SettingsError(f"cannot read {var}_FILE ({path}): {exc.strerror}") from None
+    return content or None
+
+
+def _read_text(path: str) -> str:
+    with open(path, encoding="utf-8") as file:
+        return file.read()
+
+
+def _load_credentials(env: Mapping[str, str], config: Mapping[str, object]) -> Credentials | None:
+    """Each part from the environment, else the config file; all three or none."""
+    parts: dict[str, str] = {}
+    for key in (*_CREDENTIAL_KEYS, _KEY_VERSION):
+        var = ENV_PREFIX + key.upper()
+        value = _env_value(env, var, _read_text)
+        if value is None and config.get(key) not in (None, ""):
+            value = config[key] if key == _KEY_VERSION else _credential_text(config[key], key)  # type: ignore[assignment]
+        if value is not None:
+            parts[key] = value
+    present = [key for key in _CREDENTIAL_KEYS if key in parts]
+    if not present:
+        if _KEY_VERSION in parts:
+            raise SettingsError("api_key_version is set but no credentials are")
+        return None
+    missing = [key for key in _CREDENTIAL_KEYS if key not in parts]
+    if missing:
+        names = ", ".join(f"{ENV_PREFIX}{key.upper()} (or {key} in the config file)" for key in missing)
+        raise SettingsError(f"incomplete credentials: missing {names}")
+    version = parts.get(_KEY_VERSION, 2)
+    try:
+        key_version = int(version)
+    except (TypeError, ValueError):
+        key_version = 0
+    if isinstance(version, bool) or key_version not in _KEY_VERSIONS:
+        raise SettingsError(f"api_key_version must be one of {_KEY_VERSIONS}")
+    return Credentials(parts["api_key"], parts["api_secret"], parts["api_passphrase"], key_version)
+
+
+def _credential_text(value: object, key: str) -> str:
+    if not isinstance(value, str):
+        raise SettingsError(f"{key} in the config file must be a string")
+    return value.strip()
+
+
+def load_settings(
+    env: Mapping[str, str] | None = None, config_file: str | None = None, **overrides: object
+) -> Settings:
+    """Resolve every setting; overrides whose value is None are ignored (unset CLI flags).
+
+    `env` defaults to `os.environ`; the TOML file is `config_file` or `$TRIDENT_CONFIG` (keys are
+    the field names, top level). Raises SettingsError on anything unknown or invalid.
+    """
+    env = os.environ if env is None else env
+    unknown = sorted(set(overrides) - set(_FIELD_NAMES) - {"credentials"})
+    if unknown:
+        raise SettingsError(f"unknown settings: {', '.join(unknown)}")
+    path = config_file or env.get(_CONFIG_ENV) or None
+    config = _read_toml(path) if path else {}
+    values: dict[str, object] = {}
+    for name in _FIELD_NAMES:
+        var = ENV_PREFIX + name.upper()
+        if overrides.get(name) is not None:
+            values[name] = _coerce(name, overrides[name], "override")
+        elif env.get(var):
+            values[name] = _coerce(name, env[var], var)
+        elif name in config:
+            values[name] = _coerce(name, config[name], f"config file {path}")
+    credentials = overrides.get("credentials")
+    if credentials is not None and not isinstance(credentials, Credentials):
+        raise SettingsError(f"credentials override must be Credentials, got {type(credentials).__name__}")
+    if credentials is None:
+        credentials = _load_credentials(env, config)
+    return Settings(**values, credentials=credentials)  # type: ignore[arg-type]

@@ -1,0 +1,454 @@
+"""The signal contract: parse and validate a raw mapping into frozen, typed objects.
+
+A signal is the seed executor's contract (see its module docstring) plus `correlation_id`
+(generated when absent) and `triangle_key` (the three pair symbols). It arrives from a process
+we do not control, so `parse_signal` treats its input as hostile: whatever it is given, it
+returns a `Signal` or raises `SignalError` with a stable machine-readable `reason` (counted by
+the supervisor) and a message an operator can act on. It runs once per signal on the hot path,
+so it validates in one pass with precompiled patterns and no per-character work.
+
+Money is `Decimal` from the moment it is parsed; `signal_to_wire` gives the contract mapping
+back (amounts as plain decimal strings) so a validated signal can cross a process boundary and
+be re-parsed to an equal `Signal`.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+
+from shared.money import fmt_decimal, parse_decimal
+
+__all__ = ["REASONS", "SignalError", "BookLevel", "Book", "Leg", "Signal", "parse_signal", "signal_to_wire"]
+
+REASONS: tuple[str, ...] = (
+    "not_a_map", "missing_field", "bad_type", "bad_number", "bad_legs", "bad_pair", "bad_side",
+    "broken_chain", "missing_book", "below_min_size", "bad_triangle_key", "bad_correlation_id",
+)  # fmt: skip
+
+MAX_LEVELS = 200
+MAX_AMOUNT = Decimal("1e12")
+MIN_ADJUSTED_EXPONENT = -30  # smaller non-zero amounts are typos, not prices
+MAX_DIGITS = 30  # beyond this, Decimal arithmetic at 28 digits would silently round
+_SMALLEST = Decimal(1).scaleb(MIN_ADJUSTED_EXPONENT)
+MAX_TIMESTAMP = 1 << 53  # epoch ms far beyond any real clock, still exact as a float
+MAX_ABS_BPS = 1e9
+MAX_FEE_RATE = Decimal("0.1")
+DEFAULT_FEE_RATE = Decimal("0.001")
+_ZERO = Decimal(0)
+
+_CURRENCY = re.compile(r"[A-Z0-9]{1,20}")
+_PAIR = re.compile(r"([A-Z0-9]{1,20})-([A-Z0-9]{1,20})")
+_CORRELATION_ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+_SIDES = frozenset(("buy", "sell"))
+_TIMESTAMP_FIELDS = ("book_ts_ms", "ts_ms", "t_sock_arrive_ms", "t_arrive_ms", "t_eval_ms")
+
+
+class SignalError(Exception):
+    """A rejected signal: `reason` is one of REASONS (for counters), `message` is for people."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(f"{reason}: {message}")
+        self.reason = reason
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class BookLevel:
+    price: Decimal
+    size: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class Book:
+    """One pair's book snapshot as the engine saw it; asks ascending, bids descending."""
+
+    asks: tuple[BookLevel, ...]
+    bids: tuple[BookLevel, ...]
+
+    @property
+    def best_ask(self) -> BookLevel | None:
+        return self.asks[0] if self.asks else None
+
+    @property
+    def best_bid(self) -> BookLevel | None:
+        return self.bids[0] if self.bids else None
+
+
+@dataclass(frozen=True, slots=True)
+class Leg:
+    """One order of the triangle; `order_param` is funds (quote) for a buy, size (base) for a sell."""
+
+    pair: str
+    side: str
+    order_param: Decimal
+    base_min_size: Decimal
+    base_increment: Decimal
+    quote_increment: Decimal
+    fee_rate: Decimal
+    fee_currency: str
+
+    @property
+    def base(self) -> str:
+        return self.pair.partition("-")[0]
+
+    @property
+    def quote(self) -> str:
+        return self.pair.partition("-")[2]
+
+    @property
+    def input_currency(self) -> str:
+        """What the order spends: quote for a buy, base for a sell."""
+        return self.quote if self.side == "buy" else self.base
+
+    @property
+    def output_currency(self) -> str:
+        return self.base if self.side == "buy" else self.quote
+
+
+@dataclass(frozen=True, slots=True)
+class Signal:
+    correlation_id: str
+    triangle_key: tuple[str, str, str]
+    primary_quote: str
+    starting_volume: Decimal
+    predicted_bps: float
+    live: bool
+    legs: tuple[Leg, Leg, Leg]
+    books: tuple[Book, Book, Book]
+    book_ts_ms: int
+    ts_ms: int
+    t_sock_arrive_ms: int
+    t_arrive_ms: int
+    t_eval_ms: int
+
+    @property
+    def pairs(self) -> tuple[str, ...]:
+        return tuple(leg.pair for leg in self.legs)
+
+    @property
+    def triangle_id(self) -> str:
+        """Order-free identity of the triangle (the seed compared frozenset(triangle_key))."""
+        return ",".join(sorted(leg.pair for leg in self.legs))
+
+
+def _show(value: object) -> str:
+    """A short repr for messages: a hostile signal must not be able to flood the logs."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _amount(value: object, where: str) -> Decimal:
+    """A finite, bounded Decimal from str/int/float (not bool: `true` is not an amount)."""
+    kind = type(value)
+    if kind is not str and kind is not int and kind is not float:
+        raise SignalError("bad_type", f"{where} must be a number (string, int or float), got {kind.__name__}")
+    try:
+        return parse_decimal(value, max_abs=MAX_AMOUNT, min_exponent=MIN_ADJUSTED_EXPONENT, max_digits=MAX_DIGITS)
+    except ValueError as exc:
+        raise SignalError("bad_number", f"{where}: {exc}") from None
+
+
+def _quick_positive(value: object) -> Decimal | None:
+    """The common case in one step: a short string holding a plain positive amount.
+
+    Returns None for anything else, and the caller re-checks with `_positive`, which knows the
+    exact complaint; messages are only built when they are needed.
+    """
+    if type(value) is str and len(value) <= MAX_DIGITS:  # type: ignore[arg-type]
+        try:
+            amount = Decimal(value)  # type: ignore[arg-type]
+            if _SMALLEST <= amount <= MAX_AMOUNT:
+                return amount
+        except InvalidOperation:  # not a number, or a NaN in the comparison
+            return None
+    return None
+
+
+def _positive(value: object, where: str) -> Decimal:
+    amount = _amount(value, where)
+    if amount <= _ZERO:
+        raise SignalError("bad_number", f"{where} must be > 0, got {_show(value)}")
+    return amount
+
+
+def _non_negative(value: object, where: str) -> Decimal:
+    amount = _amount(value, where)
+    if amount < _ZERO:
+        raise SignalError("bad_number", f"{where} must be >= 0, got {_show(value)}")
+    return amount
+
+
+def _required(raw: Mapping, key: str, where: str) -> object:
+    value = raw.get(key)
+    if value is None:
+        raise SignalError("missing_field", f"{where}{key} is required")
+    return value
+
+
+def _text(value: object, where: str) -> str:
+    if type(value) is not str:
+        raise SignalError("bad_type", f"{where} must be a string, got {type(value).__name__}")
+    return value  # type: ignore[return-value]
+
+
+def _currency(value: object, where: str) -> str:
+    text = _text(value, where)
+    if _CURRENCY.fullmatch(text) is None:
+        raise SignalError("bad_pair", f"{where} must be a currency symbol [A-Z0-9]{{1,20}}, got {_show(text)}")
+    return text
+
+
+def _timestamp(value: object, where: str) -> int:
+    kind = type(value)
+    if kind is int:
+        stamp = value
+    elif kind is float:
+        if not math.isfinite(value) or not value.is_integer():  # type: ignore[union-attr, arg-type]
+            raise SignalError("bad_number", f"{where} must be whole milliseconds, got {_show(value)}")
+        stamp = int(value)  # type: ignore[arg-type]
+    else:
+        raise SignalError("bad_type", f"{where} must be an integer (epoch ms), got {kind.__name__}")
+    if not 0 <= stamp <= MAX_TIMESTAMP:  # type: ignore[operator]
+        raise SignalError("bad_number", f"{where} must be epoch ms >= 0, got {_show(value)}")
+    return stamp  # type: ignore[return-value]
+
+
+def _bps(value: object) -> float:
+    kind = type(value)
+    if kind is float:
+        bps = value
+    elif kind is int or kind is str:
+        try:
+            bps = float(value)  # type: ignore[arg-type]
+        except (ValueError, OverflowError):
+            raise SignalError("bad_number", f"predicted_bps is not a number: {_show(value)}") from None
+    else:
+        raise SignalError("bad_type", f"predicted_bps must be a number, got {kind.__name__}")
+    if not math.isfinite(bps) or abs(bps) > MAX_ABS_BPS:  # type: ignore[arg-type]
+        raise SignalError("bad_number", f"predicted_bps must be finite and bounded, got {_show(value)}")
+    return bps  # type: ignore[return-value]
+
+
+def _parse_leg(raw: object, index: int) -> Leg:
+    where = f"legs[{index}]."
+    if not isinstance(raw, Mapping):
+        raise SignalError("bad_type", f"legs[{index}] must be a map, got {type(raw).__name__}")
+    pair = _text(_required(raw, "pair", where), where + "pair")
+    match = _PAIR.fullmatch(pair)
+    if match is None or match[1] == match[2]:
+        raise SignalError("bad_pair", f"{where}pair must be BASE-QUOTE of two [A-Z0-9]{{1,20}} symbols, got {_show(pair)}")
+    side = _required(raw, "side", where)
+    if type(side) is not str or side not in _SIDES:
+        raise SignalError("bad_side", f"{where}side must be 'buy' or 'sell', got {_show(side)}")
+    value = _required(raw, "order_param", where)
+    quick = _quick_positive
+    order_param = quick(value) or _positive(value, where + "order_param")
+    get = raw.get
+    value = get("base_min_size")
+    base_min_size = _ZERO if value is None else quick(value) or _non_negative(value, where + "base_min_size")
+    value = get("base_increment")
+    base_increment = _ZERO if value is None else quick(value) or _non_negative(value, where + "base_increment")
+    value = get("quote_increment")
+    quote_increment = _ZERO if value is None else quick(value) or _non_negative(value, where + "quote_increment")
+    value = get("fee_rate")
+    if value is None:
+        fee_rate = DEFAULT_FEE_RATE
+    else:
+        fee_rate = quick(value) or _non_negative(value, where + "fee_rate")
+        if fee_rate >= MAX_FEE_RATE:
+            raise SignalError("bad_number", f"{where}fee_rate must be in [0, 0.1), got {_show(value)}")
+    value = get("fee_currency")
+    fee_currency = match[2] if value is None else _currency(value, where + "fee_currency")
+    return Leg(pair, side, order_param, base_min_size, base_increment, quote_increment, fee_rate, fee_currency)  # type: ignore[arg-type]
+
+
+def _parse_levels(raw: object, where: str) -> tuple[BookLevel, ...]:
+    if raw is None:
+        return ()
+    if type(raw) is not list and type(raw) is not tuple:
+        raise SignalError("bad_type", f"{where} must be a list of levels, got {type(raw).__name__}")
+    if len(raw) > MAX_LEVELS:  # type: ignore[arg-type]
+        raise SignalError("bad_type", f"{where} has {len(raw)} levels, at most {MAX_LEVELS} allowed")  # type: ignore[arg-type]
+    levels = []
+    quick = _quick_positive
+    for n, level in enumerate(raw):  # type: ignore[arg-type]
+        kind = type(level)
+        if kind is dict or (kind is not list and kind is not tuple and isinstance(level, Mapping)):
+            price = level.get("price")
+            size = level.get("size")
+            if price is None or size is None:
+                raise SignalError("missing_field", f"{where}[{n}] needs both price and size")
+        elif (kind is list or kind is tuple) and len(level) == 2:
+            price, size = level
+        else:
+            raise SignalError("bad_type", f"{where}[{n}] must be a {{price, size}} map or a [price, size] pair")
+        price_amount = quick(price) or _positive(price, f"{where}[{n}].price")
+        size_amount = quick(size) or _positive(size, f"{where}[{n}].size")
+        levels.append(BookLevel(price_amount, size_amount))
+    return tuple(levels)
+
+
+def _parse_book(raw: object, index: int) -> Book:
+    if not isinstance(raw, Mapping):
+        raise SignalError("bad_type", f"books[{index}] must be a map, got {type(raw).__name__}")
+    return Book(_parse_levels(raw.get("asks"), f"books[{index}].asks"), _parse_levels(raw.get("bids"), f"books[{index}].bids"))
+
+
+def _check_chain(legs: tuple[Leg, ...], primary_quote: str) -> None:
+    held = primary_quote
+    for i, leg in enumerate(legs):
+        if leg.input_currency != held:
+            raise SignalError(
+                "broken_chain",
+                f"legs[{i}] ({leg.side} {leg.pair}) spends {leg.input_currency} but the chain holds {held}",
+            )
+        held = leg.output_currency
+    if held != primary_quote:
+        raise SignalError("broken_chain", f"legs[2] returns {held}, not primary_quote {primary_quote}")
+
+
+def _check_books_and_sizes(legs: tuple[Leg, ...], books: tuple[Book, ...]) -> None:
+    for i, (leg, book) in enumerate(zip(legs, books)):
+        if leg.side == "buy":
+            if not book.asks:
+                raise SignalError("missing_book", f"books[{i}] has no asks for the buy on {leg.pair}")
+            # funds / best ask >= min base size, without a division
+            if leg.order_param < leg.base_min_size * book.asks[0].price:
+                raise SignalError(
+                    "below_min_size",
+                    f"legs[{i}] buys {leg.order_param} {leg.quote} of {leg.pair}: about "
+                    f"{leg.order_param / book.asks[0].price:.8g} {leg.base} < base_min_size {leg.base_min_size}",
+                )
+        else:
+            if not book.bids:
+                raise SignalError("missing_book", f"books[{i}] has no bids for the sell on {leg.pair}")
+            if leg.order_param < leg.base_min_size:
+                raise SignalError(
+                    "below_min_size",
+                    f"legs[{i}] sells {leg.order_param} {leg.base} < base_min_size {leg.base_min_size}",
+                )
+
+
+def _parse_triangle_key(raw: object, pairs: tuple[str, str, str]) -> tuple[str, str, str]:
+    if raw is None:
+        return pairs
+    if (type(raw) is not list and type(raw) is not tuple) or len(raw) != 3:  # type: ignore[arg-type]
+        raise SignalError("bad_triangle_key", f"triangle_key must be a list of 3 pair symbols, got {_show(raw)}")
+    for item in raw:  # type: ignore[union-attr]
+        if type(item) is not str:
+            raise SignalError("bad_triangle_key", f"triangle_key holds a non-string: {_show(item)}")
+    if set(raw) != set(pairs):  # type: ignore[arg-type]
+        raise SignalError("bad_triangle_key", f"triangle_key {_show(raw)} does not name the legs' pairs {list(pairs)}")
+    return pairs
+
+
+def _parse_correlation_id(raw: object) -> str:
+    if raw is None:
+        return uuid.uuid4().hex
+    if type(raw) is not str or _CORRELATION_ID.fullmatch(raw) is None:  # type: ignore[arg-type]
+        raise SignalError("bad_correlation_id", f"correlation_id must match [A-Za-z0-9_.:-]{{1,64}}, got {_show(raw)}")
+    return raw  # type: ignore[return-value]
+
+
+def _parse(raw: Mapping) -> Signal:
+    legs_raw = _required(raw, "legs", "")
+    if type(legs_raw) is not list and type(legs_raw) is not tuple:
+        raise SignalError("bad_legs", f"legs must be a list of 3 legs, got {type(legs_raw).__name__}")
+    if len(legs_raw) != 3:  # type: ignore[arg-type]
+        raise SignalError("bad_legs", f"a triangle has exactly 3 legs, got {len(legs_raw)}")  # type: ignore[arg-type]
+    books_raw = _required(raw, "books", "")
+    primary_quote = _currency(_required(raw, "primary_quote", ""), "primary_quote")
+    value = _required(raw, "starting_volume", "")
+    starting_volume = _quick_positive(value) or _positive(value, "starting_volume")
+    legs = (_parse_leg(legs_raw[0], 0), _parse_leg(legs_raw[1], 1), _parse_leg(legs_raw[2], 2))  # type: ignore[index]
+    _check_chain(legs, primary_quote)
+    if type(books_raw) is not list and type(books_raw) is not tuple:
+        raise SignalError("bad_type", f"books must be a list of 3 books, got {type(books_raw).__name__}")
+    if len(books_raw) != 3:  # type: ignore[arg-type]
+        raise SignalError("missing_book", f"one book per leg is needed (3), got {len(books_raw)}")  # type: ignore[arg-type]
+    books = (_parse_book(books_raw[0], 0), _parse_book(books_raw[1], 1), _parse_book(books_raw[2], 2))  # type: ignore[index]
+    _check_books_and_sizes(legs, books)
+    pairs = (legs[0].pair, legs[1].pair, legs[2].pair)
+    get = raw.get
+    triangle_key = _parse_triangle_key(get("triangle_key"), pairs)
+    correlation_id = _parse_correlation_id(get("correlation_id"))
+    live = get("live")
+    if live is None:
+        live = False
+    elif type(live) is not bool:
+        raise SignalError("bad_type", f"live must be true or false, got {_show(live)}")
+    bps = get("predicted_bps")
+    stamps = []
+    for name in _TIMESTAMP_FIELDS:
+        value = get(name)
+        stamps.append(0 if value is None else _timestamp(value, name))
+    return Signal(
+        correlation_id,
+        triangle_key,
+        primary_quote,
+        starting_volume,
+        0.0 if bps is None else _bps(bps),
+        live,
+        legs,
+        books,
+        *stamps,
+    )
+
+
+def parse_signal(raw: object) -> Signal:
+    """Validate `raw` (a decoded frame) into a `Signal`; SignalError is the only thing it raises.
+
+    A missing optional field (or an explicit null) takes its default; unknown keys are ignored
+    so the engine can add fields without breaking us.
+    """
+    if type(raw) is not dict and not isinstance(raw, Mapping):
+        raise SignalError("not_a_map", f"a signal must be a map, got {type(raw).__name__}")
+    try:
+        for key in raw:
+            if type(key) is not str:
+                raise SignalError("not_a_map", f"signal keys must be strings, got {_show(key)}")
+        return _parse(raw)
+    except SignalError:
+        raise
+    except Exception as exc:  # a hostile Mapping or container; the contract is "only SignalError"
+        raise SignalError("bad_type", f"unreadable signal ({type(exc).__name__})") from exc
+
+
+def _levels_to_wire(levels: tuple[BookLevel, ...]) -> list[dict[str, str]]:
+    return [{"price": fmt_decimal(level.price), "size": fmt_decimal(level.size)} for level in levels]
+
+
+def signal_to_wire(signal: Signal) -> dict:
+    """The contract mapping for `signal` (amounts as plain strings): what crosses to a worker."""
+    return {
+        "correlation_id": signal.correlation_id,
+        "triangle_key": list(signal.triangle_key),
+        "primary_quote": signal.primary_quote,
+        "starting_volume": fmt_decimal(signal.starting_volume),
+        "predicted_bps": signal.predicted_bps,
+        "live": signal.live,
+        "legs": [
+            {
+                "pair": leg.pair,
+                "side": leg.side,
+                "order_param": fmt_decimal(leg.order_param),
+                "base_min_size": fmt_decimal(leg.base_min_size),
+                "base_increment": fmt_decimal(leg.base_increment),
+                "quote_increment": fmt_decimal(leg.quote_increment),
+                "fee_rate": fmt_decimal(leg.fee_rate),
+                "fee_currency": leg.fee_currency,
+            }
+            for leg in signal.legs
+        ],
+        "books": [{"asks": _levels_to_wire(book.asks), "bids": _levels_to_wire(book.bids)} for book in signal.books],
+        "book_ts_ms": signal.book_ts_ms,
+        "ts_ms": signal.ts_ms,
+        "t_sock_arrive_ms": signal.t_sock_arrive_ms,
+        "t_arrive_ms": signal.t_arrive_ms,
+        "t_eval_ms": signal.t_eval_ms,
+    }

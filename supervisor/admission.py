@@ -1,0 +1,112 @@
+"""Admission: the hot path from a decoded frame to a dispatched job, or a refusal with a reason.
+
+Order of checks: validate (typed Signal) → local fast checks (paper/live guard, cached pause) →
+one atomic registry call (slot, isolation, staleness, capital) → least-loaded worker. Every exit
+is counted by reason. Refusals of valid signals log at debug: they are routine under load, and
+logging above debug on this path costs more than the admission itself.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import structlog
+from redis.exceptions import RedisError
+
+from shared.channel import Job
+from shared.registry import Grant, LeaseRequest, Registry
+from shared.signal import SignalError, parse_signal
+from supervisor.dispatch import WorkerPool
+
+__all__ = ["Admission", "InFlight"]
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(slots=True)
+class InFlight:
+    """An admitted execution the supervisor holds a lease for."""
+
+    correlation_id: str
+    token: int
+    worker: int
+    triangle: tuple[str, ...]
+    dispatched_ms: int
+
+
+class Admission:
+    """Turns frames into jobs. `paused` is a cache of the registry flag (the Lua re-checks it)."""
+
+    def __init__(self, registry: Registry, pool: WorkerPool, mode: str) -> None:
+        self._registry = registry
+        self._pool = pool
+        self._mode = mode
+        self.paused = False
+        self.refusals: Counter[str] = Counter()
+        self.admitted = 0
+        self.in_flight: dict[str, InFlight] = {}
+
+    def refuse(self, reason: str, detail: str = "", correlation_id: str = "") -> None:
+        self.refusals[reason] += 1
+        log.debug("signal_refused", reason=reason, detail=detail, correlation_id=correlation_id)
+
+    async def admit(self, raw: object, received_ns: int) -> str | None:
+        """Admit one decoded frame; returns the correlation id if dispatched, None if refused."""
+        received_ms = int(time.time() * 1000)
+        try:
+            signal = parse_signal(raw)
+        except SignalError as exc:
+            self.refusals[exc.reason] += 1
+            log.warning("signal_invalid", reason=exc.reason, detail=exc.message, correlation_id=_cid_of(raw))
+            return None
+        cid = signal.correlation_id
+        if signal.live and self._mode != "live":
+            self.refuse("live_in_paper", "a paper service never places a live order", cid)
+            return None
+        if self.paused:
+            self.refuse("paused", correlation_id=cid)
+            return None
+        request = LeaseRequest(
+            lease_id=cid,
+            triangle_id=signal.triangle_id,
+            quote=signal.primary_quote,
+            pairs=signal.pairs,
+            notional=signal.starting_volume,
+            book_ts_ms=signal.book_ts_ms,
+        )
+        try:
+            result = await self._registry.acquire(request)
+        except (RedisError, OSError) as exc:
+            self.refuse("registry_unavailable", str(exc), cid)
+            return None
+        if not isinstance(result, Grant):
+            self.refuse(result.reason, correlation_id=cid)
+            return None
+        worker = self._pool.pick()
+        if worker is None:
+            await self._release_quietly(cid, result.token)
+            self.refuse("no_worker", "no worker process is ready", cid)
+            return None
+        wire = dict(raw) if isinstance(raw, Mapping) else {}
+        wire["correlation_id"] = cid
+        self.in_flight[cid] = InFlight(cid, result.token, worker.index, signal.triangle_key, received_ms)
+        self._pool.dispatch(worker, Job(cid, wire, received_ms, received_ns))
+        self.admitted += 1
+        return cid
+
+    async def _release_quietly(self, cid: str, token: int) -> None:
+        try:
+            await self._registry.release(cid, token)
+        except (RedisError, OSError) as exc:  # the lease then expires by TTL
+            log.warning("lease_release_failed", correlation_id=cid, error=str(exc))
+
+
+def _cid_of(raw: object) -> str:
+    if isinstance(raw, Mapping):
+        cid = raw.get("correlation_id")
+        if isinstance(cid, str):
+            return cid[:64]
+    return ""

@@ -1,0 +1,216 @@
+"""The supervisor process: socket intake, admission, leases, the worker pool and its bookkeeping.
+
+It owns every lease it grants: it renews them while executions run, releases them (fenced) when
+a worker says done, and reports executions of a worker that died as `lost` before releasing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import time
+from collections import Counter
+from decimal import Decimal
+from pathlib import Path
+
+import redis.asyncio as aioredis
+import structlog
+from redis.exceptions import RedisError
+
+from shared import keys
+from shared.channel import Done
+from shared.registry import Registry
+from shared.report import ExecutionReport, Status
+from shared.settings import Settings
+from supervisor.admission import Admission
+from supervisor.dispatch import WorkerPool
+from supervisor.server import SignalServer
+from worker.publish import ReportPublisher
+
+__all__ = ["Supervisor"]
+
+log = structlog.get_logger(__name__)
+_D0 = Decimal(0)
+VERSION = "0.1.0"
+
+
+class Supervisor:
+    """Start with `await start()`, stop with `await stop()`; `wait_idle()` waits for in-flight to drain."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.host = socket.gethostname()
+        self.name = f"{self.host}:{os.getpid()}"
+        self.redis = aioredis.Redis.from_url(settings.redis_url)
+        self.registry = Registry(self.redis, owner=self.name, ttl_ms=settings.lease_ttl_ms)
+        self.pool = WorkerPool(settings, settings.workers, self.host, self._on_done, self._on_lost)
+        self.admission = Admission(self.registry, self.pool, settings.mode)
+        self.server = SignalServer(
+            settings.socket_path, settings.max_frame_bytes, self._on_frame, self._on_bad_frame
+        )
+        self.publisher = ReportPublisher(
+            self.redis, settings.report_stream, settings.report_maxlen, Path(settings.spool_dir) / "supervisor.spool"
+        )
+        self.outcomes: Counter[str] = Counter()
+        self.started_ns = time.monotonic_ns()
+        self._background: list[asyncio.Task[None]] = []
+        self._releases: set[asyncio.Task[None]] = set()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self.frames = 0  # frames read from every connection, good or bad
+        self._frame_seen = asyncio.Event()
+
+    async def start(self) -> None:
+        await self._refresh_config()
+        await self.pool.start()
+        await self.server.start()
+        self._background = [
+            asyncio.create_task(self._renew_loop()),
+            asyncio.create_task(self._config_loop()),
+            asyncio.create_task(self._status_loop()),
+            asyncio.create_task(self.publisher.run_replayer()),
+        ]
+        log.info("supervisor_started", mode=self.settings.mode, workers=self.settings.workers,
+                 socket=self.settings.socket_path, name=self.name)
+
+    async def stop(self) -> None:
+        """Stop intake, let workers finish and report, release leases, close connections."""
+        await self.server.stop()
+        await self.pool.stop()
+        if self._releases:
+            await asyncio.gather(*self._releases, return_exceptions=True)
+        for task in self._background:
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        await self.publisher.replay()
+        await self.redis.aclose()
+        log.info("supervisor_stopped", outcomes=dict(self.outcomes))
+
+    async def wait_idle(self, timeout_s: float) -> None:
+        """Wait until no execution is in flight (used by the demo and tests, not by production)."""
+        async with asyncio.timeout(timeout_s):
+            while self.admission.in_flight:
+                self._idle.clear()
+                await self._idle.wait()
+            while self._releases:
+                await asyncio.gather(*self._releases, return_exceptions=True)
+
+    async def wait_frames(self, count: int, timeout_s: float) -> None:
+        """Wait until `count` frames have been read and admitted or refused (demo and tests)."""
+        async with asyncio.timeout(timeout_s):
+            while self.frames < count:
+                self._frame_seen.clear()
+                await self._frame_seen.wait()
+
+    def cancel(self, correlation_id: str) -> bool:
+        """Ask the worker running this execution to stop at its next step boundary."""
+        return self.pool.cancel(correlation_id)
+
+    # --- callbacks from the pool and the server -------------------------------------------
+
+    async def _on_frame(self, raw: object, received_ns: int) -> None:
+        try:
+            await self.admission.admit(raw, received_ns)
+        except Exception:  # a bug in admission must cost one signal, not the connection
+            log.exception("admission_failed")
+            self.admission.refusals["internal_error"] += 1
+        self.frames += 1
+        self._frame_seen.set()
+
+    def _on_bad_frame(self, reason: str, detail: str) -> None:
+        self.admission.refusals[reason] += 1
+        self.frames += 1
+        self._frame_seen.set()
+        log.warning("bad_frame", reason=reason, detail=detail[:200])
+
+    def _on_done(self, done: Done) -> None:
+        self.outcomes[done.status] += 1
+        entry = self.admission.in_flight.pop(done.correlation_id, None)
+        if entry is not None:
+            last_trade_ms = done.ts_ms if done.status == Status.FILLED else 0
+            self._spawn_release(done.correlation_id, entry.token, last_trade_ms)
+        if not self.admission.in_flight:
+            self._idle.set()
+
+    async def _on_lost(self, worker: int, correlation_ids: list[str], reason: str) -> None:
+        for cid in correlation_ids:
+            entry = self.admission.in_flight.pop(cid, None)
+            await self.publisher.publish(self._lost_report(cid, entry.triangle if entry else (), reason))
+            self.outcomes[Status.LOST] += 1
+            if entry is not None:
+                self._spawn_release(cid, entry.token, 0)
+        if not self.admission.in_flight:
+            self._idle.set()
+
+    def _lost_report(self, cid: str, triangle: tuple[str, ...], reason: str) -> ExecutionReport:
+        now_ms = int(time.time() * 1000)
+        return ExecutionReport(
+            correlation_id=cid, status=Status.LOST, mode=self.settings.mode, fill_model=self.settings.fill_model,
+            triangle=triangle, primary_quote="", predicted_bps=0.0, effective_bps=0.0, profit=_D0, spent=_D0,
+            returned=_D0, ts_ms=now_ms, book_ts_ms=0, signal_ts_ms=0, received_ts_ms=0, first_order_ms=0.0,
+            total_ms=0.0, error=reason, worker="", host=self.host,
+        )
+
+    def _spawn_release(self, cid: str, token: int, last_trade_ms: int) -> None:
+        task = asyncio.create_task(self._release(cid, token, last_trade_ms))
+        self._releases.add(task)
+        task.add_done_callback(self._releases.discard)
+
+    async def _release(self, cid: str, token: int, last_trade_ms: int) -> None:
+        try:
+            if not await self.registry.release(cid, token, last_trade_ms):
+                log.warning("lease_release_stale", correlation_id=cid, token=token)
+        except (RedisError, OSError) as exc:  # it expires by TTL; isolation holds until then
+            log.warning("lease_release_failed", correlation_id=cid, error=str(exc))
+
+    # --- background loops -------------------------------------------------------------------
+
+    async def _renew_loop(self) -> None:
+        """Renew live leases at a third of their TTL, so a lease outlives its owner by one TTL at most."""
+        interval_s = self.settings.lease_ttl_ms / 3000
+        while True:
+            await asyncio.sleep(interval_s)
+            for cid, entry in list(self.admission.in_flight.items()):
+                try:
+                    if not await self.registry.renew(cid, entry.token):
+                        log.error("lease_lost_while_running", correlation_id=cid)
+                except (RedisError, OSError) as exc:
+                    log.warning("lease_renew_failed", correlation_id=cid, error=str(exc))
+                    break
+
+    async def _refresh_config(self) -> None:
+        try:
+            self.admission.paused = (await self.registry.config()).paused
+        except (RedisError, OSError) as exc:
+            log.warning("registry_config_unavailable", error=str(exc))
+
+    async def _config_loop(self) -> None:
+        while True:
+            await asyncio.sleep(0.5)
+            await self._refresh_config()
+
+    def status(self) -> dict[str, str]:
+        """Flat status for the status hash (and `trident ctl status`)."""
+        fields = {
+            "name": self.name, "host": self.host, "pid": str(os.getpid()), "mode": self.settings.mode,
+            "version": VERSION, "workers": str(self.settings.workers), "workers_alive": str(self.pool.alive),
+            "in_flight": str(len(self.admission.in_flight)), "admitted": str(self.admission.admitted),
+            "uptime_s": f"{(time.monotonic_ns() - self.started_ns) / 1e9:.1f}",
+            "respawns": str(self.pool.respawns), "socket": self.settings.socket_path,
+        }
+        fields.update({f"refused:{reason}": str(n) for reason, n in self.admission.refusals.items()})
+        fields.update({f"outcome:{status}": str(n) for status, n in self.outcomes.items()})
+        return fields
+
+    async def _status_loop(self) -> None:
+        key = keys.STATUS_PREFIX + self.name
+        while True:
+            try:
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    pipe.hset(key, mapping=self.status())
+                    pipe.pexpire(key, 5000)
+                    await pipe.execute()
+            except (RedisError, OSError) as exc:
+                log.debug("status_publish_failed", error=str(exc))
+            await asyncio.sleep(1.0)

@@ -1,0 +1,115 @@
+"""Unix-socket intake: many concurrent client connections, each a stream of frames.
+
+A bad frame is the sender's problem, not the service's: it is counted and logged with its reason
+and the connection carries on when the stream can be resynchronised (a known frame boundary), or
+is closed when it cannot (an oversize length prefix). Other connections never notice either.
+Frames of one connection are admitted in order, so a sender's ordering is the admission order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import stat
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import structlog
+
+from shared.codec import BadFrame, FrameDecoder, FrameError
+
+__all__ = ["SignalServer", "SocketInUse"]
+
+log = structlog.get_logger(__name__)
+
+_READ_BYTES = 256 * 1024
+
+
+class SocketInUse(RuntimeError):
+    """Another live process is serving this socket path."""
+
+
+def _prepare_path(path: Path) -> None:
+    """Replace a stale socket file left by a dead process; refuse to steal a live one."""
+    if not path.exists() and not path.is_symlink():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return
+    if not stat.S_ISSOCK(path.lstat().st_mode):
+        raise SocketInUse(f"{path} exists and is not a socket; refusing to replace it")
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(str(path))
+    except OSError:
+        path.unlink()  # nobody listening: stale
+        return
+    finally:
+        probe.close()
+    raise SocketInUse(f"{path} is served by a live process; stop it or choose another --socket")
+
+
+class SignalServer:
+    """Reads frames from every connection and hands each decoded object to `on_frame`."""
+
+    def __init__(
+        self,
+        path: str,
+        max_frame_bytes: int,
+        on_frame: Callable[[object, int], Awaitable[None]],
+        on_bad_frame: Callable[[str, str], None],
+    ) -> None:
+        self.path = Path(path)
+        self._max_frame_bytes = max_frame_bytes
+        self._on_frame = on_frame
+        self._on_bad_frame = on_bad_frame
+        self._server: asyncio.AbstractServer | None = None
+        self._connections: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        _prepare_path(self.path)
+        self._server = await asyncio.start_unix_server(self._serve, path=str(self.path), limit=_READ_BYTES)
+        os.chmod(self.path, 0o660)
+        log.info("socket_listening", path=str(self.path))
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._connections.add(task)
+        decoder = FrameDecoder(self._max_frame_bytes)
+        try:
+            while data := await reader.read(_READ_BYTES):
+                received_ns = time.monotonic_ns()
+                try:
+                    items = decoder.feed(data)
+                except FrameError as exc:
+                    self._on_bad_frame(exc.reason, str(exc))
+                    log.warning("connection_closed_bad_stream", reason=exc.reason, detail=str(exc))
+                    return
+                for item in items:
+                    if isinstance(item, BadFrame):
+                        self._on_bad_frame(item.reason, item.detail)
+                        continue
+                    try:
+                        await self._on_frame(item, received_ns)
+                    except Exception:  # never let one frame take the connection (or the process) down
+                        log.exception("frame_handler_failed")
+        except ConnectionError:
+            pass
+        finally:
+            writer.close()  # no wait_closed(): it would raise into a task cancelled by stop()
+            if task is not None:
+                self._connections.discard(task)
+
+    async def stop(self) -> None:
+        """Stop accepting, drop open connections, remove the socket file."""
+        if self._server is not None:
+            self._server.close()
+            for task in list(self._connections):
+                task.cancel()
+            await self._server.wait_closed()
+            self._server = None
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+

@@ -1,0 +1,33 @@
+"""The supervisor↔worker channel carries typed records intact, in order, and reports EOF."""
+
+import socket
+
+import pytest
+
+from shared.channel import Cancel, Channel, Done, Hello, Job, decode_message
+
+
+async def test_records_round_trip_in_order_and_eof() -> None:
+    left, right = socket.socketpair()
+    a, b = await Channel.open(left), await Channel.open(right)
+    sent = [
+        Hello(1, 4242),
+        Job("c-1", {"legs": [], "x": "1.5"}, 1_700_000_000_000, 123_456_789),
+        Cancel("c-1"),
+        Done("c-1", "filled", 1_700_000_000_123),
+    ] * 50
+    for message in sent:
+        a.send(message)
+    await a.drain()
+    received = [await b.recv() for _ in sent]
+    assert received == sent
+    assert type(received[1]) is Job and received[1].signal == {"legs": [], "x": "1.5"}
+    a.close()
+    assert await b.recv() is None
+    b.close()
+
+
+@pytest.mark.parametrize("wire", [None, [], [99, "x"], [2, "only-cid"], {"k": 1}, "text"])
+def test_malformed_messages_raise_value_error(wire: object) -> None:
+    with pytest.raises(ValueError):
+        decode_message(wire)
