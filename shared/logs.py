@@ -35,6 +35,7 @@ except ImportError:  # pragma: no cover - orjson is installed with the project's
 __all__ = ["configure_logging", "close_log_file", "Redactor", "MASK"]
 
 MASK = "***"
+_MAX_CACHED_KEYS = 4096
 _MAX_DEPTH = 16  # deeper structures are not worth logging, and recursion must stay bounded
 _LEVELS = {
     "debug": logging.DEBUG,
@@ -74,13 +75,15 @@ class Redactor:
     def _key_is_sensitive(self, key: str) -> bool:
         known = self._sensitive.get(key)
         if known is None:
-            known = self._sensitive[key] = _is_sensitive(key)
+            known = _is_sensitive(key)
+            if len(self._sensitive) < _MAX_CACHED_KEYS:  # data-keyed dicts must not grow it forever
+                self._sensitive[key] = known
         return known
 
     def _clean_map(self, mapping: Mapping[Any, Any], depth: int) -> dict[str, Any]:
         cleaned: dict[str, Any] = {}
         for key, value in mapping.items():
-            name = key if type(key) is str else self.scrub(str(key))
+            name = self.scrub(key if type(key) is str else str(key))
             cleaned[name] = MASK if self._key_is_sensitive(name) else self._clean(value, depth + 1)
         return cleaned
 

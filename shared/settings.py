@@ -173,6 +173,10 @@ def _credential_text(value: object, key: str) -> str:
     return value.strip()
 
 
+# Names the design documents for operators, accepted beside the regular TRIDENT_<FIELD> ones.
+_ENV_ALIASES = {"socket_path": "TRIDENT_SOCKET"}
+
+
 def load_settings(
     env: Mapping[str, str] | None = None, config_file: str | None = None, **overrides: object
 ) -> Settings:
@@ -194,6 +198,8 @@ def load_settings(
             values[name] = _coerce(name, overrides[name], "override")
         elif env.get(var):
             values[name] = _coerce(name, env[var], var)
+        elif name in _ENV_ALIASES and env.get(_ENV_ALIASES[name]):
+            values[name] = _coerce(name, env[_ENV_ALIASES[name]], _ENV_ALIASES[name])
         elif name in config:
             values[name] = _coerce(name, config[name], f"config file {path}")
     credentials = overrides.get("credentials")

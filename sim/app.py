@@ -20,6 +20,7 @@ from decimal import Decimal
 from typing import Any, Awaitable, Callable
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from shared.money import fmt_decimal
 from sim.admin import add_admin_routes
@@ -110,7 +111,7 @@ class _Reply:
     hang: bool = False
 
 
-def _gateway(sim: Simulator, specs: dict[web.AbstractRoute, RouteSpec]) -> Any:
+def _gateway(sim: Simulator, specs: dict[web.AbstractRoute, RouteSpec]) -> Middleware:
     limiter = sim.rate_limiter
 
     @web.middleware

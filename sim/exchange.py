@@ -30,8 +30,8 @@ __all__ = ["Exchange"]
 
 _ZERO = Decimal(0)
 _NO_FILL = Fill((), _ZERO, _ZERO, True)
-ORDER_NOT_FOUND_MSG = "order not exist."
-NOT_CANCELLABLE_MSG = "order_not_exist_or_not_allow_to_cancel"
+_ORDER_NOT_FOUND_MSG = "order not exist."
+_NOT_CANCELLABLE_MSG = "order_not_exist_or_not_allow_to_cancel"
 
 
 def _now_ms() -> int:
@@ -169,20 +169,20 @@ class Exchange:
         """The order with this id on this symbol (KuCoin requires the symbol on HF queries)."""
         order = self._by_id.get(order_id)
         if order is None or order.symbol != symbol:
-            raise KucoinError(PARAMETER_ERROR, ORDER_NOT_FOUND_MSG)
+            raise KucoinError(PARAMETER_ERROR, _ORDER_NOT_FOUND_MSG)
         return order
 
     def find_by_client_oid(self, client_oid: str, symbol: str) -> Order:
         order = self._by_client_oid.get(client_oid)
         if order is None or order.symbol != symbol:
-            raise KucoinError(PARAMETER_ERROR, ORDER_NOT_FOUND_MSG)
+            raise KucoinError(PARAMETER_ERROR, _ORDER_NOT_FOUND_MSG)
         return order
 
     def cancel(self, order_id: str, symbol: str) -> Order:
         """Cancel a resting order; a done order (every market order) cannot be cancelled."""
         order = self._by_id.get(order_id)
         if order is None or order.symbol != symbol or not order.active:
-            raise KucoinError(PARAMETER_ERROR, NOT_CANCELLABLE_MSG)
+            raise KucoinError(PARAMETER_ERROR, _NOT_CANCELLABLE_MSG)
         order.cancelled_size += order.remain_size
         order.active = False
         order.last_updated_at = _now_ms()

@@ -44,7 +44,7 @@ from typing import Any
 
 from shared.money import fmt_decimal, parse_decimal
 
-__all__ = ["Symbol", "BookSpec", "MarketSpec", "Book", "DEFAULT_MARKETS_PATH", "load_markets"]
+__all__ = ["Symbol", "BookSpec", "MarketSpec", "Book", "DEFAULT_MARKETS_PATH", "load_markets", "parse_markets"]
 
 DEFAULT_MARKETS_PATH = Path(__file__).with_name("data") / "default_markets.json"
 

@@ -67,6 +67,7 @@ class Supervisor:
         await self.server.start()
         self._background = [
             asyncio.create_task(self._renew_loop()),
+            asyncio.create_task(self._sweep_loop()),
             asyncio.create_task(self._config_loop()),
             asyncio.create_task(self._status_loop()),
             asyncio.create_task(self.publisher.run_replayer()),
@@ -178,6 +179,18 @@ class Supervisor:
                 except (RedisError, OSError) as exc:
                     log.warning("lease_renew_failed", correlation_id=cid, error=str(exc))
                     break
+
+    async def _sweep_loop(self) -> None:
+        """Drop leases whose owner stopped renewing (a dead supervisor elsewhere in the fleet)."""
+        while True:
+            await asyncio.sleep(self.settings.lease_ttl_ms / 1000)
+            try:
+                expired = await self.registry.sweep()
+            except (RedisError, OSError) as exc:
+                log.debug("lease_sweep_failed", error=str(exc))
+                continue
+            if expired:
+                log.warning("leases_expired", lease_ids=expired)
 
     async def _refresh_config(self) -> None:
         try:

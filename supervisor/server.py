@@ -81,12 +81,11 @@ class SignalServer:
         try:
             while data := await reader.read(_READ_BYTES):
                 received_ns = time.monotonic_ns()
+                fatal: FrameError | None = None
                 try:
                     items = decoder.feed(data)
-                except FrameError as exc:
-                    self._on_bad_frame(exc.reason, str(exc))
-                    log.warning("connection_closed_bad_stream", reason=exc.reason, detail=str(exc))
-                    return
+                except FrameError as exc:  # the good frames before it in this read still count
+                    fatal, items = exc, list(exc.decoded)
                 for item in items:
                     if isinstance(item, BadFrame):
                         self._on_bad_frame(item.reason, item.detail)
@@ -95,6 +94,10 @@ class SignalServer:
                         await self._on_frame(item, received_ns)
                     except Exception:  # never let one frame take the connection (or the process) down
                         log.exception("frame_handler_failed")
+                if fatal is not None:
+                    self._on_bad_frame(fatal.reason, str(fatal))
+                    log.warning("connection_closed_bad_stream", reason=fatal.reason, detail=str(fatal))
+                    return
         except ConnectionError:
             pass
         finally:

@@ -45,6 +45,7 @@ def emit_everything() -> None:
         headers={"KC-API-SIGN": "c2lnbmF0dXJl", "KC-API-PASSPHRASE": "ZW5jcnlwdGVk", "KC-API-KEY": "key-abc"},
         deep={"a": [1, {"b": (f"x{SECRET}y", [PASSPHRASE])}]},
         blob=SECRET.encode(),
+        by_key={SECRET: 1, 7: PASSPHRASE},
         obj=Leaky(),
     )
     try:
