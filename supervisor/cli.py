@@ -144,7 +144,7 @@ def _parser() -> argparse.ArgumentParser:
     send.add_argument("--format", choices=("auto", "jsonl", "msgpack"), default="auto")
     send.add_argument("--rate", type=float, help="signals per second (default: as fast as possible)")
     send.add_argument("--synthetic", type=int, metavar="N", help="generate N signals from the exchange's markets")
-    send.add_argument("--exchange-url", default="http://127.0.0.1:8900", help="markets source for --synthetic")
+    send.add_argument("--exchange-url", default="http://127.0.0.1:8765", help="markets source for --synthetic")
     send.set_defaults(func=_cmd_send)
 
     sim = sub.add_parser("sim", help="the KuCoin-compatible exchange simulator", add_help=False)

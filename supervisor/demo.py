@@ -40,54 +40,62 @@ __all__ = ["build_demo_plan", "run_demo", "stamp_and_encode"]
 
 
 def _bad_variants(good: dict, rng: random.Random) -> list[object]:
-    """Frames that must be refused as bad input, each for a different reason."""
-    broken_chain = msgpack.unpackb(msgpack.packb(good))
+    """Items that must be refused as bad input, one for each kind of mistake."""
+    def variant(**changes: object) -> dict:
+        copy = msgpack.unpackb(msgpack.packb(good))
+        copy.update(changes)
+        return copy
+
+    broken_chain = variant()
     broken_chain["legs"][1]["side"] = "sell" if broken_chain["legs"][1]["side"] == "buy" else "buy"
-    nan_price = msgpack.unpackb(msgpack.packb(good))
+    nan_price = variant()
     nan_price["legs"][0]["order_param"] = float("nan")
-    two_legs = msgpack.unpackb(msgpack.packb(good))
-    two_legs["legs"] = two_legs["legs"][:2]
-    no_books = {k: v for k, v in good.items() if k != "books"}
-    negative = msgpack.unpackb(msgpack.packb(good))
-    negative["starting_volume"] = "-5"
     garbage = rng.randbytes(40)
-    variants: list[object] = [broken_chain, nan_price, two_legs, no_books, negative,
-                              HEADER.pack(len(garbage)) + garbage, encode_frame(["not", "a", "map"])]
-    return [variants[rng.randrange(len(variants))]]
+    return [
+        broken_chain,
+        nan_price,
+        variant(legs=good["legs"][:2]),
+        {k: v for k, v in good.items() if k != "books"},
+        variant(starting_volume="-5"),
+        HEADER.pack(len(garbage)) + garbage,
+        encode_frame(["not", "a", "map"]),
+    ]
 
 
 def build_demo_plan(markets: dict[str, Market], count: int, *, prefix: str = "demo", seed: int = 11) -> list[object]:
     """A deterministic mix: mostly valid signals over every triangle, plus each kind of refusal.
 
     Items are signal maps (timestamped when sent, like a live engine's) or raw frames (bad
-    input). About 12% of signals are sent twice back to back (the second is refused while the
-    first is in flight), 4% are bad input, 2% live signals (refused by a paper service), 3% carry
-    a book older than the triangle's last trade (stale), and a few name a pair the exchange does
-    not list (the exchange refuses those).
+    input). On a fixed schedule: one signal in 8 is sent twice back to back (the second is
+    refused while the first is in flight), one in 25 is bad input (cycling through every kind),
+    one in 50 is a live signal (refused by a paper service), one in 33 after the first third
+    carries a book older than its triangle's last trade (stale), and one in 97 names a pair the
+    exchange does not list (the exchange refuses it). Every kind appears once `count` ≥ 100.
     """
     rng = random.Random(seed)
     triangles = find_triangles(markets)
     plan: list[object] = []
     index = 0
+    bad_kind = 0
     while len(plan) < count:
         index += 1
         triangle = triangles[index % len(triangles)]
         signal = make_signal(triangle, markets, Decimal(rng.randint(50, 500)), correlation_id=f"{prefix}-{index:05d}",
                              now_ms=0, rng=rng)
-        roll = rng.random()
-        if roll < 0.04:
-            plan.extend(_bad_variants(signal, rng))
-        elif roll < 0.06:
+        if index % 25 == 7:
+            plan.append(_bad_variants(signal, rng)[bad_kind % 7])
+            bad_kind += 1
+        elif index % 50 == 13:
             plan.append({**signal, "live": True})
-        elif roll < 0.09 and len(plan) > count // 3:
+        elif index % 33 == 20 and len(plan) > count // 3:
             plan.append({**signal, _STALE: True})
-        elif roll < 0.095:
+        elif index % 97 == 50:
             unlisted = msgpack.unpackb(msgpack.packb(signal))
             unlisted["legs"][1]["pair"] = unlisted["legs"][1]["pair"].replace("-", "-X")  # e.g. ETH-XBTC
             plan.append(_rechain(unlisted))
         else:
             plan.append(signal)
-            if roll > 0.88:
+            if index % 8 == 3:
                 plan.append({**signal, "correlation_id": f"{prefix}-{index:05d}b"})
     return plan[:count]
 
