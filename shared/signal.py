@@ -14,47 +14,38 @@ be re-parsed to an equal `Signal`.
 
 from __future__ import annotations
 
-import math
 import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
-from shared.money import fmt_decimal, parse_decimal
+from shared.money import fmt_decimal
+from shared.signal_fields import (
+    REASONS,
+    SignalError,
+    parse_bps,
+    parse_currency,
+    parse_non_negative,
+    parse_positive,
+    parse_text,
+    parse_timestamp,
+    quick_positive,
+    required,
+    show_value,
+)
 
 __all__ = ["REASONS", "SignalError", "BookLevel", "Book", "Leg", "Signal", "parse_signal", "signal_to_wire"]
 
-REASONS: tuple[str, ...] = (
-    "not_a_map", "missing_field", "bad_type", "bad_number", "bad_legs", "bad_pair", "bad_side",
-    "broken_chain", "missing_book", "below_min_size", "bad_triangle_key", "bad_correlation_id",
-)  # fmt: skip
-
 MAX_LEVELS = 200
-MAX_AMOUNT = Decimal("1e12")
-MIN_ADJUSTED_EXPONENT = -30  # smaller non-zero amounts are typos, not prices
-MAX_DIGITS = 30  # beyond this, Decimal arithmetic at 28 digits would silently round
-_SMALLEST = Decimal(1).scaleb(MIN_ADJUSTED_EXPONENT)
-MAX_TIMESTAMP = 1 << 53  # epoch ms far beyond any real clock, still exact as a float
-MAX_ABS_BPS = 1e9
 MAX_FEE_RATE = Decimal("0.1")
 DEFAULT_FEE_RATE = Decimal("0.001")
 _ZERO = Decimal(0)
 
-_CURRENCY = re.compile(r"[A-Z0-9]{1,20}")
 _PAIR = re.compile(r"([A-Z0-9]{1,20})-([A-Z0-9]{1,20})")
 _CORRELATION_ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 _SIDES = frozenset(("buy", "sell"))
 _TIMESTAMP_FIELDS = ("book_ts_ms", "ts_ms", "t_sock_arrive_ms", "t_arrive_ms", "t_eval_ms")
-
-
-class SignalError(Exception):
-    """A rejected signal: `reason` is one of REASONS (for counters), `message` is for people."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(f"{reason}: {message}")
-        self.reason = reason
-        self.message = message
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,134 +127,36 @@ class Signal:
         return ",".join(sorted(leg.pair for leg in self.legs))
 
 
-def _show(value: object) -> str:
-    """A short repr for messages: a hostile signal must not be able to flood the logs."""
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
-def _amount(value: object, where: str) -> Decimal:
-    """A finite, bounded Decimal from str/int/float (not bool: `true` is not an amount)."""
-    kind = type(value)
-    if kind is not str and kind is not int and kind is not float:
-        raise SignalError("bad_type", f"{where} must be a number (string, int or float), got {kind.__name__}")
-    try:
-        return parse_decimal(value, max_abs=MAX_AMOUNT, min_exponent=MIN_ADJUSTED_EXPONENT, max_digits=MAX_DIGITS)
-    except ValueError as exc:
-        raise SignalError("bad_number", f"{where}: {exc}") from None
-
-
-def _quick_positive(value: object) -> Decimal | None:
-    """The common case in one step: a short string holding a plain positive amount.
-
-    Returns None for anything else, and the caller re-checks with `_positive`, which knows the
-    exact complaint; messages are only built when they are needed.
-    """
-    if type(value) is str and len(value) <= MAX_DIGITS:  # type: ignore[arg-type]
-        try:
-            amount = Decimal(value)  # type: ignore[arg-type]
-            if _SMALLEST <= amount <= MAX_AMOUNT:
-                return amount
-        except InvalidOperation:  # not a number, or a NaN in the comparison
-            return None
-    return None
-
-
-def _positive(value: object, where: str) -> Decimal:
-    amount = _amount(value, where)
-    if amount <= _ZERO:
-        raise SignalError("bad_number", f"{where} must be > 0, got {_show(value)}")
-    return amount
-
-
-def _non_negative(value: object, where: str) -> Decimal:
-    amount = _amount(value, where)
-    if amount < _ZERO:
-        raise SignalError("bad_number", f"{where} must be >= 0, got {_show(value)}")
-    return amount
-
-
-def _required(raw: Mapping, key: str, where: str) -> object:
-    value = raw.get(key)
-    if value is None:
-        raise SignalError("missing_field", f"{where}{key} is required")
-    return value
-
-
-def _text(value: object, where: str) -> str:
-    if type(value) is not str:
-        raise SignalError("bad_type", f"{where} must be a string, got {type(value).__name__}")
-    return value  # type: ignore[return-value]
-
-
-def _currency(value: object, where: str) -> str:
-    text = _text(value, where)
-    if _CURRENCY.fullmatch(text) is None:
-        raise SignalError("bad_pair", f"{where} must be a currency symbol [A-Z0-9]{{1,20}}, got {_show(text)}")
-    return text
-
-
-def _timestamp(value: object, where: str) -> int:
-    kind = type(value)
-    if kind is int:
-        stamp = value
-    elif kind is float:
-        if not math.isfinite(value) or not value.is_integer():  # type: ignore[union-attr, arg-type]
-            raise SignalError("bad_number", f"{where} must be whole milliseconds, got {_show(value)}")
-        stamp = int(value)  # type: ignore[arg-type]
-    else:
-        raise SignalError("bad_type", f"{where} must be an integer (epoch ms), got {kind.__name__}")
-    if not 0 <= stamp <= MAX_TIMESTAMP:  # type: ignore[operator]
-        raise SignalError("bad_number", f"{where} must be epoch ms >= 0, got {_show(value)}")
-    return stamp  # type: ignore[return-value]
-
-
-def _bps(value: object) -> float:
-    kind = type(value)
-    if kind is float:
-        bps = value
-    elif kind is int or kind is str:
-        try:
-            bps = float(value)  # type: ignore[arg-type]
-        except (ValueError, OverflowError):
-            raise SignalError("bad_number", f"predicted_bps is not a number: {_show(value)}") from None
-    else:
-        raise SignalError("bad_type", f"predicted_bps must be a number, got {kind.__name__}")
-    if not math.isfinite(bps) or abs(bps) > MAX_ABS_BPS:  # type: ignore[arg-type]
-        raise SignalError("bad_number", f"predicted_bps must be finite and bounded, got {_show(value)}")
-    return bps  # type: ignore[return-value]
-
-
 def _parse_leg(raw: object, index: int) -> Leg:
     where = f"legs[{index}]."
     if not isinstance(raw, Mapping):
         raise SignalError("bad_type", f"legs[{index}] must be a map, got {type(raw).__name__}")
-    pair = _text(_required(raw, "pair", where), where + "pair")
+    pair = parse_text(required(raw, "pair", where), where + "pair")
     match = _PAIR.fullmatch(pair)
     if match is None or match[1] == match[2]:
-        raise SignalError("bad_pair", f"{where}pair must be BASE-QUOTE of two [A-Z0-9]{{1,20}} symbols, got {_show(pair)}")
-    side = _required(raw, "side", where)
+        raise SignalError("bad_pair", f"{where}pair must be BASE-QUOTE of two [A-Z0-9]{{1,20}} symbols, got {show_value(pair)}")
+    side = required(raw, "side", where)
     if type(side) is not str or side not in _SIDES:
-        raise SignalError("bad_side", f"{where}side must be 'buy' or 'sell', got {_show(side)}")
-    value = _required(raw, "order_param", where)
-    quick = _quick_positive
-    order_param = quick(value) or _positive(value, where + "order_param")
+        raise SignalError("bad_side", f"{where}side must be 'buy' or 'sell', got {show_value(side)}")
+    value = required(raw, "order_param", where)
+    quick = quick_positive
+    order_param = quick(value) or parse_positive(value, where + "order_param")
     get = raw.get
     value = get("base_min_size")
-    base_min_size = _ZERO if value is None else quick(value) or _non_negative(value, where + "base_min_size")
+    base_min_size = _ZERO if value is None else quick(value) or parse_non_negative(value, where + "base_min_size")
     value = get("base_increment")
-    base_increment = _ZERO if value is None else quick(value) or _non_negative(value, where + "base_increment")
+    base_increment = _ZERO if value is None else quick(value) or parse_non_negative(value, where + "base_increment")
     value = get("quote_increment")
-    quote_increment = _ZERO if value is None else quick(value) or _non_negative(value, where + "quote_increment")
+    quote_increment = _ZERO if value is None else quick(value) or parse_non_negative(value, where + "quote_increment")
     value = get("fee_rate")
     if value is None:
         fee_rate = DEFAULT_FEE_RATE
     else:
-        fee_rate = quick(value) or _non_negative(value, where + "fee_rate")
+        fee_rate = quick(value) or parse_non_negative(value, where + "fee_rate")
         if fee_rate >= MAX_FEE_RATE:
-            raise SignalError("bad_number", f"{where}fee_rate must be in [0, 0.1), got {_show(value)}")
+            raise SignalError("bad_number", f"{where}fee_rate must be in [0, 0.1), got {show_value(value)}")
     value = get("fee_currency")
-    fee_currency = match[2] if value is None else _currency(value, where + "fee_currency")
+    fee_currency = match[2] if value is None else parse_currency(value, where + "fee_currency")
     return Leg(pair, side, order_param, base_min_size, base_increment, quote_increment, fee_rate, fee_currency)  # type: ignore[arg-type]
 
 
@@ -275,7 +168,7 @@ def _parse_levels(raw: object, where: str) -> tuple[BookLevel, ...]:
     if len(raw) > MAX_LEVELS:  # type: ignore[arg-type]
         raise SignalError("bad_type", f"{where} has {len(raw)} levels, at most {MAX_LEVELS} allowed")  # type: ignore[arg-type]
     levels = []
-    quick = _quick_positive
+    quick = quick_positive
     for n, level in enumerate(raw):  # type: ignore[arg-type]
         kind = type(level)
         if kind is dict or (kind is not list and kind is not tuple and isinstance(level, Mapping)):
@@ -287,8 +180,8 @@ def _parse_levels(raw: object, where: str) -> tuple[BookLevel, ...]:
             price, size = level
         else:
             raise SignalError("bad_type", f"{where}[{n}] must be a {{price, size}} map or a [price, size] pair")
-        price_amount = quick(price) or _positive(price, f"{where}[{n}].price")
-        size_amount = quick(size) or _positive(size, f"{where}[{n}].size")
+        price_amount = quick(price) or parse_positive(price, f"{where}[{n}].price")
+        size_amount = quick(size) or parse_positive(size, f"{where}[{n}].size")
         levels.append(BookLevel(price_amount, size_amount))
     return tuple(levels)
 
@@ -338,12 +231,12 @@ def _parse_triangle_key(raw: object, pairs: tuple[str, str, str]) -> tuple[str, 
     if raw is None:
         return pairs
     if (type(raw) is not list and type(raw) is not tuple) or len(raw) != 3:  # type: ignore[arg-type]
-        raise SignalError("bad_triangle_key", f"triangle_key must be a list of 3 pair symbols, got {_show(raw)}")
+        raise SignalError("bad_triangle_key", f"triangle_key must be a list of 3 pair symbols, got {show_value(raw)}")
     for item in raw:  # type: ignore[union-attr]
         if type(item) is not str:
-            raise SignalError("bad_triangle_key", f"triangle_key holds a non-string: {_show(item)}")
+            raise SignalError("bad_triangle_key", f"triangle_key holds a non-string: {show_value(item)}")
     if set(raw) != set(pairs):  # type: ignore[arg-type]
-        raise SignalError("bad_triangle_key", f"triangle_key {_show(raw)} does not name the legs' pairs {list(pairs)}")
+        raise SignalError("bad_triangle_key", f"triangle_key {show_value(raw)} does not name the legs' pairs {list(pairs)}")
     return pairs
 
 
@@ -351,20 +244,20 @@ def _parse_correlation_id(raw: object) -> str:
     if raw is None:
         return uuid.uuid4().hex
     if type(raw) is not str or _CORRELATION_ID.fullmatch(raw) is None:  # type: ignore[arg-type]
-        raise SignalError("bad_correlation_id", f"correlation_id must match [A-Za-z0-9_.:-]{{1,64}}, got {_show(raw)}")
+        raise SignalError("bad_correlation_id", f"correlation_id must match [A-Za-z0-9_.:-]{{1,64}}, got {show_value(raw)}")
     return raw  # type: ignore[return-value]
 
 
 def _parse(raw: Mapping) -> Signal:
-    legs_raw = _required(raw, "legs", "")
+    legs_raw = required(raw, "legs", "")
     if type(legs_raw) is not list and type(legs_raw) is not tuple:
         raise SignalError("bad_legs", f"legs must be a list of 3 legs, got {type(legs_raw).__name__}")
     if len(legs_raw) != 3:  # type: ignore[arg-type]
         raise SignalError("bad_legs", f"a triangle has exactly 3 legs, got {len(legs_raw)}")  # type: ignore[arg-type]
-    books_raw = _required(raw, "books", "")
-    primary_quote = _currency(_required(raw, "primary_quote", ""), "primary_quote")
-    value = _required(raw, "starting_volume", "")
-    starting_volume = _quick_positive(value) or _positive(value, "starting_volume")
+    books_raw = required(raw, "books", "")
+    primary_quote = parse_currency(required(raw, "primary_quote", ""), "primary_quote")
+    value = required(raw, "starting_volume", "")
+    starting_volume = quick_positive(value) or parse_positive(value, "starting_volume")
     legs = (_parse_leg(legs_raw[0], 0), _parse_leg(legs_raw[1], 1), _parse_leg(legs_raw[2], 2))  # type: ignore[index]
     _check_chain(legs, primary_quote)
     if type(books_raw) is not list and type(books_raw) is not tuple:
@@ -381,18 +274,18 @@ def _parse(raw: Mapping) -> Signal:
     if live is None:
         live = False
     elif type(live) is not bool:
-        raise SignalError("bad_type", f"live must be true or false, got {_show(live)}")
+        raise SignalError("bad_type", f"live must be true or false, got {show_value(live)}")
     bps = get("predicted_bps")
     stamps = []
     for name in _TIMESTAMP_FIELDS:
         value = get(name)
-        stamps.append(0 if value is None else _timestamp(value, name))
+        stamps.append(0 if value is None else parse_timestamp(value, name))
     return Signal(
         correlation_id,
         triangle_key,
         primary_quote,
         starting_volume,
-        0.0 if bps is None else _bps(bps),
+        0.0 if bps is None else parse_bps(bps),
         live,
         legs,
         books,
@@ -411,7 +304,7 @@ def parse_signal(raw: object) -> Signal:
     try:
         for key in raw:
             if type(key) is not str:
-                raise SignalError("not_a_map", f"signal keys must be strings, got {_show(key)}")
+                raise SignalError("not_a_map", f"signal keys must be strings, got {show_value(key)}")
         return _parse(raw)
     except SignalError:
         raise

@@ -8,7 +8,6 @@ the exchange rejects. It ends with a summary and stops everything it started.
 
 from __future__ import annotations
 
-import asyncio
 import random
 import shutil
 import statistics
