@@ -17,4 +17,5 @@ test: $(BIN)/trident
 	$(BIN)/python -m pytest -q
 
 bench: $(BIN)/trident
+	$(BIN)/pip install -q -e '.[test,bench]'
 	$(BIN)/python -m bench

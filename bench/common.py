@@ -23,13 +23,14 @@ __all__ = [
     "REPORTED_PERCENTILES",
     "percentile",
     "LatencySummary",
+    "cdf_points",
     "markdown_table",
     "p50_ratio",
     "host_info",
     "write_json",
 ]
 
-REPORTED_PERCENTILES = (50, 90, 99)
+REPORTED_PERCENTILES = (50, 90, 99, 99.9)
 _NS_PER_US = 1000
 
 
@@ -57,13 +58,14 @@ class LatencySummary:
     p50_us: float
     p90_us: float
     p99_us: float
+    p999_us: float
     max_us: float
 
     @classmethod
     def from_ns(cls, variant: str, measure: str, samples_ns: Sequence[int]) -> "LatencySummary":
         ordered = sorted(samples_ns)
-        p50, p90, p99 = (percentile(ordered, p) / _NS_PER_US for p in REPORTED_PERCENTILES)
-        return cls(variant, measure, len(ordered), p50, p90, p99, ordered[-1] / _NS_PER_US)
+        p50, p90, p99, p999 = (percentile(ordered, p) / _NS_PER_US for p in REPORTED_PERCENTILES)
+        return cls(variant, measure, len(ordered), p50, p90, p99, p999, ordered[-1] / _NS_PER_US)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -72,13 +74,25 @@ class LatencySummary:
 def markdown_table(rows: Sequence[LatencySummary]) -> str:
     """A GitHub-flavoured markdown table, microseconds with one decimal."""
     lines = [
-        "| variant | measure | n | p50 µs | p90 µs | p99 µs | max µs |",
-        "|---|---|--:|--:|--:|--:|--:|",
+        "| variant | measure | n | p50 µs | p90 µs | p99 µs | p99.9 µs | max µs |",
+        "|---|---|--:|--:|--:|--:|--:|--:|",
     ]
     for row in rows:
-        figures = " | ".join(f"{value:,.1f}" for value in (row.p50_us, row.p90_us, row.p99_us, row.max_us))
+        values = (row.p50_us, row.p90_us, row.p99_us, row.p999_us, row.max_us)
+        figures = " | ".join(f"{value:,.1f}" for value in values)
         lines.append(f"| {row.variant} | {row.measure} | {row.n} | {figures} |")
     return "\n".join(lines)
+
+
+def cdf_points(samples_ns: Sequence[int], points: int = 400) -> list[tuple[float, float]]:
+    """(µs, fraction of samples ≤ it) at up to `points` evenly spaced ranks, and the maximum:
+    enough to draw a CDF without storing every sample in the results file."""
+    ordered = sorted(samples_ns)
+    if not ordered:
+        return []
+    count = len(ordered)
+    ranks = sorted({max(1, round(count * step / points)) for step in range(1, points + 1)} | {count})
+    return [(ordered[rank - 1] / _NS_PER_US, rank / count) for rank in ranks]
 
 
 def p50_ratio(slower: LatencySummary, faster: LatencySummary) -> float:

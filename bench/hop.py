@@ -38,6 +38,8 @@ import random
 import socket
 import sys
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,7 +51,7 @@ import uvloop
 from bench.common import LatencySummary, host_info, markdown_table, p50_ratio, write_json
 from shared.channel import Channel, Hello, Job
 
-__all__ = ["DEFAULT_SIGNAL_PATH", "HopSamples", "echo_worker", "stamp_arrival", "run", "main"]
+__all__ = ["DEFAULT_SIGNAL_PATH", "HopSamples", "echo_worker", "stamp_arrival", "paced_hops", "run", "main"]
 
 DEFAULT_SIGNAL_PATH = Path(__file__).resolve().parents[2] / "shared" / "examples" / "signal.json"
 
@@ -159,9 +161,9 @@ class _EchoBench:
         return samples
 
 
-async def _channel_variants(
-    signal: dict[str, Any], count: int, warmup: int, burst: int, interval_ns: int
-) -> list[HopSamples]:
+@asynccontextmanager
+async def _echo_bench(signal: dict[str, Any], warmup: int) -> AsyncIterator[_EchoBench]:
+    """A warmed-up echo worker process and the supervisor's end of its channel."""
     parent_end, child_end = socket.socketpair()
     process = aiomultiprocess.Process(
         target=echo_worker, args=(child_end,), name="bench-hop-echo", loop_initializer=uvloop.new_event_loop
@@ -175,15 +177,28 @@ async def _channel_variants(
             raise RuntimeError(f"echo worker did not say hello: {hello!r:.80}")
         bench = _EchoBench(channel, signal)
         await bench.batched("warm-up", warmup, 1)
+        yield bench
+    finally:
+        channel.close()
+        await _stop(process)
+
+
+async def _channel_variants(
+    signal: dict[str, Any], count: int, warmup: int, burst: int, interval_ns: int
+) -> list[HopSamples]:
+    async with _echo_bench(signal, warmup) as bench:
         interval_ms = interval_ns / 1e6
         return [
             await bench.batched("channel back-to-back", count, 1),
             await bench.batched(f"channel burst×{burst}", count, burst),
             await bench.paced(f"channel paced {interval_ms:g} ms", count, interval_ns),
         ]
-    finally:
-        channel.close()
-        await _stop(process)
+
+
+async def paced_hops(signal: dict[str, Any], count: int, warmup: int, interval_ns: int) -> HopSamples:
+    """The channel hop alone, one job every `interval_ns` (the suite's floor uses it)."""
+    async with _echo_bench(signal, warmup) as bench:
+        return await bench.paced(f"channel paced {interval_ns / 1e6:g} ms", count, interval_ns)
 
 
 async def _stop(process: aiomultiprocess.Process) -> None:

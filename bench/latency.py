@@ -1,183 +1,208 @@
 """Signal→wire latency: the sender's socket write → the order's arrival at the simulator.
 
 Three kinds of process, as in production: this script (the opportunity engine, sending), the
-supervisor with its workers (`trident run`, a subprocess), and the exchange simulator (another
-subprocess). Both ends are stamped with `time.monotonic_ns()` (CLOCK_MONOTONIC is system-wide on
-Linux), so the difference is a true cross-process latency. A signal's latency is its write time
-to the arrival of its *first* order test (the three go out concurrently).
+supervisor with its workers (`trident run`, a subprocess; `--workers 0` executes inline in the
+supervisor) and the exchange simulator (another subprocess). Both ends are stamped with
+`time.monotonic_ns()` (CLOCK_MONOTONIC is system-wide on Linux), so the difference is a true
+cross-process latency. A signal's latency runs from its write to the arrival of the *first* of
+its three order tests (they go out concurrently). Signals are stamped (book time) as they are
+sent, as a live engine does, so none is refused as stale for having waited in a queue here.
 
-    python -m bench.latency [--workers 1 2] [--rate 200] [--signals 2000] [--json OUT]
+    python -m bench.latency [--workers 2 0] [--rate 500] [--signals 3000] [--json OUT]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import os
-import signal as signals
-import socket
-import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 import redis.asyncio as aioredis
 
 from bench.common import LatencySummary, host_info, markdown_table, write_json
+from bench.stack import Stack, SupervisorProcess, cpu_seconds, open_stack, status_counts
 from shared import keys
 from shared.codec import encode_frame
-from sim.config import DEMO_API_KEY, DEMO_API_PASSPHRASE, DEMO_API_SECRET
-from supervisor.embedded_redis import EmbeddedRedis
+from shared.report import ExecutionReport, report_from_fields
 from supervisor.send import send_frames
-from supervisor.synthetic import fetch_markets, synthetic_signals
+from supervisor.synthetic import Market, fetch_markets, synthetic_signals
 from worker.execute import client_oid
 from worker.kucoin.rest import KucoinRest
 from worker.kucoin.session import make_session
 
-__all__ = ["main", "measure"]
+__all__ = ["Run", "load_markets", "run_config", "variant_name", "main"]
+
+_BENCH_CONFIG = {"slots": 1000, "enforce_pair": 0, "enforce_same_quote": 0, "paused": 0}
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def variant_name(workers: int) -> str:
+    return "inline" if workers == 0 else f"multiprocess ×{workers}"
 
 
-async def _wait_http(url: str, timeout_s: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    async with aiohttp.ClientSession() as session:
-        while True:
-            try:
-                async with session.get(url + "/api/v1/timestamp") as response:
-                    if response.status == 200:
-                        return
-            except aiohttp.ClientError:
-                if time.monotonic() > deadline:
-                    raise
-            await asyncio.sleep(0.05)
+@dataclass(slots=True)
+class Run:
+    """One supervisor configuration fed one signal stream."""
+
+    workers: int
+    rate: float | None  # offered signals/s; None: as fast as the socket takes them
+    connections: int
+    sent: int
+    send_s: float
+    wall_s: float  # first write → every frame admitted or refused and nothing in flight
+    latencies_ns: list[int]
+    reports: list[ExecutionReport]
+    admitted: int
+    refusals: dict[str, int]
+    stopped_cleanly: bool  # False: SIGTERM did not stop the supervisor in time, it was killed
+    cpu_s: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        return f"{variant_name(self.workers)} @ {'max' if self.rate is None else f'{self.rate:g}/s'}"
+
+    def summary(self) -> LatencySummary:
+        return LatencySummary.from_ns(self.label, "signal→wire", self.latencies_ns)
+
+    def executions_per_s(self) -> float:
+        """Filled reports per second between the first and the last one."""
+        stamps = sorted(r.ts_ms for r in self.reports if r.status == "filled")
+        if len(stamps) < 2 or stamps[-1] == stamps[0]:
+            return 0.0
+        return (len(stamps) - 1) * 1000 / (stamps[-1] - stamps[0])
+
+    def to_dict(self) -> dict[str, Any]:
+        filled = sum(1 for r in self.reports if r.status == "filled")
+        return {
+            **(self.summary().to_dict() if self.latencies_ns else {}),
+            "workers": self.workers, "variant": variant_name(self.workers), "rate": self.rate,
+            "connections": self.connections, "sent": self.sent, "achieved_send_rate": round(self.sent / self.send_s, 1),
+            "admitted": self.admitted, "filled": filled, "refusals": self.refusals, "wall_s": round(self.wall_s, 2),
+            "executions_per_s": round(self.executions_per_s(), 1), "stopped_cleanly": self.stopped_cleanly,
+            "cpu_s": {role: round(seconds, 2) for role, seconds in self.cpu_s.items()},
+        }
 
 
-def start_simulator_process(port: int) -> subprocess.Popen[bytes]:
-    """The simulator in its own process with a rate-limit pool far above the offered load."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "sim", "--port", str(port), "--spot-limit", "100000000"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
+async def load_markets(sim_url: str) -> dict[str, Market]:
+    async with make_session() as session:
+        return await fetch_markets(KucoinRest(session, sim_url))
 
 
-def start_supervisor_process(workdir: Path, redis_url: str, exchange_url: str, workers: int,
-                             extra_env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "TRIDENT_API_KEY": DEMO_API_KEY, "TRIDENT_API_SECRET": DEMO_API_SECRET,
-           "TRIDENT_API_PASSPHRASE": DEMO_API_PASSPHRASE, **(extra_env or {})}
-    return subprocess.Popen(
-        [sys.executable, "-m", "supervisor.cli", "run", "--socket", str(workdir / "signals.sock"),
-         "--redis-url", redis_url, "--workers", str(workers), "--exchange-url", exchange_url,
-         "--spool-dir", str(workdir / "spool"), "--log-level", "warning"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
+def _stamped_frames(signals: Sequence[dict[str, Any]], book_ahead_ms: int) -> Iterator[bytes]:
+    """Each signal framed with its book stamped now (+ `book_ahead_ms`), as it is about to be written."""
+    for signal in signals:
+        now_ms = int(time.time() * 1000) + book_ahead_ms
+        yield encode_frame({**signal, "book_ts_ms": now_ms, "t_sock_arrive_ms": now_ms, "t_arrive_ms": now_ms,
+                            "t_eval_ms": now_ms, "ts_ms": now_ms})
 
 
-async def _wait_supervisor(redis: aioredis.Redis, workers: int, pid: int, timeout_s: float = 60.0) -> None:
-    """Ready once its status hash says every worker said hello."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        async for key in redis.scan_iter(match=keys.STATUS_PREFIX + "*"):
-            status = await redis.hgetall(key)
-            if status.get(b"pid") == str(pid).encode() and status.get(b"workers_alive") == str(workers).encode():
-                return
-        await asyncio.sleep(0.1)
-    raise TimeoutError("supervisor did not become ready")
+async def _send(socket_path: str, signals: Sequence[dict[str, Any]], rate: float | None,
+                connections: int, book_ahead_ms: int) -> list[int]:
+    """Write every signal over `connections` connections (signal i on connection i mod n); the
+    monotonic ns of each write, by signal index."""
+    stamps: list[list[int]] = [[] for _ in range(connections)]
+    shares = [signals[index::connections] for index in range(connections)]
+    await asyncio.gather(*(
+        send_frames(socket_path, _stamped_frames(share, book_ahead_ms), total=len(share), progress=False,
+                    on_sent=stamps[index], rate=rate / connections if rate else None)
+        for index, share in enumerate(shares)
+    ))
+    sent_ns = [0] * len(signals)
+    for index, share_stamps in enumerate(stamps):
+        sent_ns[index::connections] = share_stamps
+    return sent_ns
 
 
 async def _order_log(session: aiohttp.ClientSession, url: str) -> list[dict[str, Any]]:
     async with session.get(url + "/_sim/orders") as response:
-        body = await response.json()
-    return body["data"] if isinstance(body, dict) and "data" in body else body
+        return await response.json()
 
 
-async def _settle(session: aiohttp.ClientSession, url: str) -> list[dict[str, Any]]:
-    """The order log once it has stopped growing (every admitted execution has reached the exchange)."""
-    previous = -1
-    while True:
-        entries = await _order_log(session, url)
-        if len(entries) == previous:
-            return entries
-        previous = len(entries)
-        await asyncio.sleep(0.5)
+async def _reports(redis: aioredis.Redis, prefix: str) -> list[ExecutionReport]:
+    entries = await redis.xrange(keys.REPORTS)
+    reports = (report_from_fields(fields) for _, fields in entries)
+    return [report for report in reports if report.correlation_id.startswith(prefix)]
 
 
-def _restamp(signal: dict[str, Any]) -> dict[str, Any]:
-    now_ms = int(time.time() * 1000)
-    return {**signal, "book_ts_ms": now_ms, "t_sock_arrive_ms": now_ms, "t_arrive_ms": now_ms,
-            "t_eval_ms": now_ms, "ts_ms": now_ms}
-
-
-async def measure(workers: int, rate: float, count: int, *, redis_url: str, sim_url: str, workdir: Path,
-                  tag: str) -> tuple[list[int], int]:
-    """Latencies (ns) of every admitted signal, and how many were admitted, for one configuration."""
-    redis = aioredis.Redis.from_url(redis_url)
-    await redis.hset(keys.CONFIG, mapping={"slots": 1000, "enforce_pair": 0, "paused": 0})
-    supervisor = start_supervisor_process(workdir, redis_url, sim_url, workers)
-    try:
-        await _wait_supervisor(redis, workers, supervisor.pid)
-        async with make_session() as session:
-            markets = await fetch_markets(KucoinRest(session, sim_url))
-            signals_ = synthetic_signals(markets, count, now_ms=0, prefix=tag)
-            sent_ns: list[int] = []
-            frames = (encode_frame(_restamp(s)) for s in signals_)
-            await send_frames(str(workdir / "signals.sock"), frames, total=count, rate=rate, progress=False,
-                              on_sent=sent_ns)
-            entries = await _settle(session, sim_url)
-    finally:
-        supervisor.send_signal(signals.SIGTERM)
-        supervisor.wait(timeout=15)
-        await redis.aclose()
-    first_leg = {client_oid(str(s["correlation_id"]), 0): i for i, s in enumerate(signals_)}
-    latencies = []
+def _first_arrivals(entries: Sequence[dict[str, Any]], signals: Sequence[dict[str, Any]]) -> dict[int, int]:
+    """Signal index → arrival ns of the first of its order tests at the exchange."""
+    leg_of = {client_oid(str(s["correlation_id"]), leg): i for i, s in enumerate(signals) for leg in range(3)}
+    first: dict[int, int] = {}
     for entry in entries:
-        index = first_leg.get(entry.get("client_oid"))
+        index = leg_of.get(entry.get("client_oid"))
         if index is not None and entry.get("kind") == "test":
-            latencies.append(entry["arrival_ns"] - sent_ns[index])
-    return sorted(latencies), len(latencies)
+            first[index] = min(first.get(index, entry["arrival_ns"]), entry["arrival_ns"])
+    return first
 
 
-async def run(workers_list: list[int], rate: float, count: int) -> dict[str, Any]:
-    workdir = Path(tempfile.mkdtemp(prefix="trident-bench-"))
-    port = _free_port()
-    sim_url = f"http://127.0.0.1:{port}"
-    simulator = start_simulator_process(port)
-    results: dict[str, Any] = {"host": host_info(), "rate": rate, "signals": count, "configs": []}
+async def run_config(stack: Stack, markets: dict[str, Market], *, workers: int, rate: float | None, count: int,
+                     tag: str, connections: int = 1, seed: int = 7, book_ahead_ms: int = 0,
+                     on_ready: Callable[[SupervisorProcess], None] | None = None) -> Run:
+    """Start a supervisor with `workers`, send `count` signals at `rate`, collect everything.
+
+    `book_ahead_ms` stamps books in the future: a saturating sender builds a backlog whose books
+    would otherwise go stale behind their triangle's previous trade (the stale rule is tested
+    elsewhere; capacity runs must not measure it). `on_ready` is called once the supervisor is
+    ready, just before the first signal (profiling).
+    """
+    redis = aioredis.Redis.from_url(stack.redis.url)
+    signals = synthetic_signals(markets, count, seed=seed, now_ms=0, prefix=tag)
+    await redis.hset(keys.CONFIG, mapping=_BENCH_CONFIG)
+    supervisor = SupervisorProcess(stack, workers)
     try:
-        with EmbeddedRedis(str(workdir / "redis")) as redis_server:
-            await _wait_http(sim_url)
-            rows = []
-            for workers in workers_list:
-                latencies, admitted = await measure(workers, rate, count, redis_url=redis_server.url,
-                                                    sim_url=sim_url, workdir=workdir, tag=f"lat{workers}w")
-                row = LatencySummary.from_ns(f"{workers} worker(s) @ {rate:g}/s", "signal→wire", latencies)
-                rows.append(row)
-                results["configs"].append({"workers": workers, "admitted": admitted, **row.to_dict()})
-            results["table"] = markdown_table(rows)
+        async with make_session() as session:
+            async with session.post(stack.sim_url + "/_sim/reset") as response:
+                response.raise_for_status()
+            await supervisor.wait_ready(redis)
+            pids: dict[str, int | list[int]] = {**stack.pids(), "supervisor": supervisor.pid,
+                                                "workers": supervisor.worker_pids()}
+            if on_ready is not None:
+                on_ready(supervisor)
+            cpu_before = cpu_seconds(pids)
+            started = time.monotonic()
+            sent_ns = await _send(supervisor.socket_path, signals, rate, connections, book_ahead_ms)
+            send_s = time.monotonic() - started
+            status = await supervisor.wait_drained(redis, count)
+            wall_s = time.monotonic() - started
+            cpu_after = cpu_seconds(pids)
+            entries = await _order_log(session, stack.sim_url)
     finally:
-        simulator.send_signal(signals.SIGTERM)
-        simulator.wait(timeout=10)
-    return results
+        stopped_cleanly = supervisor.stop()
+    reports = await _reports(redis, tag + "-")
+    await redis.aclose()
+    first = _first_arrivals(entries, signals)
+    admitted, refusals = status_counts(status)
+    return Run(
+        workers=workers, rate=rate, connections=connections, sent=count, send_s=send_s, wall_s=wall_s,
+        latencies_ns=sorted(first[index] - sent_ns[index] for index in first), reports=reports,
+        admitted=admitted, refusals=refusals, stopped_cleanly=stopped_cleanly,
+        cpu_s={role: cpu_after[role] - cpu_before.get(role, 0.0) for role in cpu_after},
+    )
+
+
+async def _run(workers_list: list[int], rate: float, count: int, coins: int) -> dict[str, Any]:
+    async with open_stack(coins) as stack:
+        markets = await load_markets(stack.sim_url)
+        runs = [await run_config(stack, markets, workers=workers, rate=rate, count=count, tag=f"lat{workers}w")
+                for workers in workers_list]
+    return {"host": host_info(), "runs": [run.to_dict() for run in runs],
+            "table": markdown_table([run.summary() for run in runs])}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.latency", description=__doc__.splitlines()[0])
-    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--rate", type=float, default=200.0, help="offered signals per second")
-    parser.add_argument("--signals", type=int, default=2000)
+    parser.add_argument("--workers", type=int, nargs="+", default=[2, 0], help="worker processes; 0 = inline")
+    parser.add_argument("--rate", type=float, default=500.0, help="offered signals per second")
+    parser.add_argument("--signals", type=int, default=3000)
+    parser.add_argument("--coins", type=int, default=24, help="synthetic coins added to the markets")
     parser.add_argument("--json", help="write the results here")
     args = parser.parse_args(argv)
-    results = asyncio.run(run(args.workers, args.rate, args.signals))
+    results = asyncio.run(_run(args.workers, args.rate, args.signals, args.coins))
     print(results["table"])
-    print(json.dumps([{k: c[k] for k in ("workers", "admitted")} for c in results["configs"]]))
     if args.json:
         write_json(args.json, results)
     return 0

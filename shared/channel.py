@@ -34,14 +34,26 @@ class Job(NamedTuple):
 
 
 class Done(NamedTuple):
-    """Worker → supervisor: the execution ended and its report is published (or spooled)."""
+    """Worker → supervisor: the execution ended and its report is published (or spooled).
+
+    The timing fields let the supervisor keep latency histograms for every worker process
+    without reading the stream back; they mirror the report's (0 = that step never happened,
+    as in the stream encoding). Fields after `ts_ms` have defaults, so a shorter message from an
+    older worker still decodes.
+    """
 
     correlation_id: str
     status: str
     ts_ms: int  # report time; a filled triangle's last-trade time for the stale rule
+    first_order_ms: float = 0.0  # frame read → first order fired
+    total_ms: float = 0.0  # frame read → report built
+    leg0_ms: float = 0.0  # each leg's exchange round trip
+    leg1_ms: float = 0.0
+    leg2_ms: float = 0.0
+    error_code: str = ""  # the exchange's error code when the exchange refused a leg
 
     def to_wire(self) -> list[Any]:
-        return [_DONE, self.correlation_id, self.status, self.ts_ms]
+        return [_DONE, *self]
 
 
 class Cancel(NamedTuple):

@@ -5,6 +5,12 @@ Lua scripts in ``shared/lua/`` (which receive every key they touch through ``KEY
 Redis Cluster. Keys outside the registry (reports, status, health) need no tag: no script
 touches them together with registry keys.
 
+Outside the registry: ``REPORTS`` (stream of execution reports), ``STATUS_PREFIX + <host>:<pid>``
+(one supervisor's status hash, TTL 5 s, refreshed every second), ``FLEET`` (zset: supervisor
+name -> epoch ms last seen, an index so nobody needs ``KEYS``), ``REFUSALS`` (hash: reason ->
+signals refused fleet-wide, added to by every supervisor each second), and one string per worker,
+``worker_health_key(<host>:<pid>, index)``, with a short TTL (arq's health-check key).
+
 Registry layout (times are epoch milliseconds of the Redis server's clock):
 
 ==============  =======  =====================================================================
@@ -21,6 +27,8 @@ CAPITAL         hash     quote -> notional in use, exact decimal string (absent 
 LAST_TRADE      hash     triangle id -> ms of its latest finished trade (the stale rule)
 TOKEN           string   fencing-token counter (INCR)
 CANCEL          hash     correlation id -> 1 while a cancellation is requested
+RATE_BUDGET     hash     the fleet's exchange rate budget: limit, remaining, window_end_ms
+                         (see ``shared.ratebudget``)
 ==============  =======  =====================================================================
 """
 
@@ -38,11 +46,15 @@ __all__ = [
     "LAST_TRADE",
     "TOKEN",
     "CANCEL",
+    "RATE_BUDGET",
     "JOURNAL_PREFIX",
     "REPORTS",
     "REPORTS_GROUP",
     "STATUS_PREFIX",
     "WORKER_HEALTH_PREFIX",
+    "FLEET",
+    "REFUSALS",
+    "worker_health_key",
 ]
 
 REG = "trident:{reg}"
@@ -56,9 +68,17 @@ CAPITAL = REG + ":capital"
 LAST_TRADE = REG + ":last_trade"
 TOKEN = REG + ":token"
 CANCEL = REG + ":cancel"
+RATE_BUDGET = REG + ":rate_budget"
 JOURNAL_PREFIX = REG + ":journal:"
 
 REPORTS = "trident:reports"
 REPORTS_GROUP = "trident-supervisors"
 STATUS_PREFIX = "trident:status:"
 WORKER_HEALTH_PREFIX = "trident:health:"
+FLEET = "trident:fleet"
+REFUSALS = "trident:refusals"
+
+
+def worker_health_key(supervisor_name: str, index: int) -> str:
+    """Per worker of one supervisor (``<host>:<pid>``), so two supervisors on a host never share one."""
+    return f"{WORKER_HEALTH_PREFIX}{supervisor_name}:w{index}"

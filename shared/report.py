@@ -14,7 +14,13 @@ Round trip: `report_from_fields(report_to_fields(r)) == r` holds when
   `t_signal_created`, or the other TIMING_STEPS names as is), each step at most once
   (a step outside TIMING_STEPS has no column and is dropped; the field-friendly names
   are accepted too, and come back as the seed's);
-- triangle pair symbols contain no ",".
+- triangle pair symbols contain no ",";
+- at most 2 unwinds (`UNWIND_SLOTS`): only legs 1 and 2 can strand inventory.
+
+Edge attribution (`EdgeBreakdown`, fields `edge_*_bps`, computed by `worker.attribution`) says
+where the predicted edge went: `edge_predicted − edge_model − edge_fees − edge_slippage −
+edge_latency − edge_rounding = effective_bps` holds exactly on the stream's decimal strings
+(the edge fields are all 0 for an execution that did not complete its three legs).
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from dataclasses import fields as dataclass_fields
 from decimal import Decimal
 from enum import StrEnum
 
@@ -31,6 +38,8 @@ __all__ = [
     "Status",
     "LegFill",
     "BookTop",
+    "EdgeBreakdown",
+    "Unwind",
     "ExecutionReport",
     "TIMING_STEPS",
     "FLOAT_PLACES",
@@ -40,6 +49,7 @@ __all__ = [
 
 FLOAT_PLACES = 3
 LEG_SLOTS = 3
+UNWIND_SLOTS = 2
 
 TIMING_STEPS: tuple[str, ...] = (
     "book_snapshot",
@@ -111,6 +121,49 @@ class BookTop:
 
 
 @dataclass(frozen=True, slots=True)
+class EdgeBreakdown:
+    """Where a completed triangle's predicted edge went, in bps of what leg 0 spent.
+
+    `gross` is the snapshot's own edge at best prices before fees; `model` = predicted − gross
+    (what the engine's figure already assumed, or got wrong); the other four are what each
+    effect took, in order. `worker.attribution` documents each term exactly.
+    """
+
+    predicted: Decimal = Decimal(0)
+    gross: Decimal = Decimal(0)
+    model: Decimal = Decimal(0)
+    fees: Decimal = Decimal(0)
+    slippage: Decimal = Decimal(0)
+    latency: Decimal = Decimal(0)
+    rounding: Decimal = Decimal(0)
+
+
+_NO_EDGE = EdgeBreakdown()
+
+
+@dataclass(frozen=True, slots=True)
+class Unwind:
+    """Inventory a failed or partly filled live leg left stranded, and what the unwind policy did.
+
+    `stranded` of `currency` was held when the policy ran (the input leg `leg` did not spend).
+    `spent` is what the unwind order took of it and `recovered` the primary quote it credited,
+    net of `fee`; under the hold policy, or when no order could be placed, both are 0 and
+    `order_id` is "". What the account still holds is `stranded - spent`.
+    """
+
+    leg: int
+    currency: str
+    stranded: Decimal
+    pair: str
+    side: str
+    order_id: str
+    spent: Decimal
+    recovered: Decimal
+    fee: Decimal
+    fee_currency: str
+
+
+@dataclass(frozen=True, slots=True)
 class ExecutionReport:
     """One execution outcome; `timings` are (seed step name, ms relative to signal receipt)."""
 
@@ -137,6 +190,8 @@ class ExecutionReport:
     fills: tuple[LegFill, ...] = ()
     book_tops: tuple[BookTop, ...] = ()
     timings: tuple[tuple[str, float], ...] = ()
+    edge: EdgeBreakdown = _NO_EDGE
+    unwinds: tuple[Unwind, ...] = ()
 
 
 _TEXT_FIELDS = ("correlation_id", "mode", "fill_model", "primary_quote", "error", "worker", "host")
@@ -146,6 +201,9 @@ _FLOAT_FIELDS = ("predicted_bps", "effective_bps", "first_order_ms", "total_ms")
 _LEG_TEXT_FIELDS = ("pair", "side", "order_id", "input_currency", "output_currency", "fee_currency")
 _LEG_DECIMAL_FIELDS = ("spent", "received", "filled_size", "filled_funds", "avg_price", "fee")
 _BOOK_FIELDS = ("ask_px", "ask_sz", "bid_px", "bid_sz")
+_EDGE_FIELDS = {field.name: f"edge_{field.name}_bps" for field in dataclass_fields(EdgeBreakdown)}
+_UNWIND_TEXT_FIELDS = ("currency", "pair", "side", "order_id", "fee_currency")
+_UNWIND_DECIMAL_FIELDS = ("stranded", "spent", "recovered", "fee")
 _ZERO = Decimal(0)
 
 
@@ -165,11 +223,13 @@ def _step_name(name: str) -> str | None:
 def report_to_fields(report: ExecutionReport) -> dict[str, str]:
     """The flat, type-stable stream entry for `report` (same keys for every report).
 
-    Raises ValueError for more than 3 fills or a fill out of leg order: those have no slot,
-    and silently dropping one would misstate what the account did.
+    Raises ValueError for more than 3 fills, a fill out of leg order or more than 2 unwinds:
+    those have no slot, and silently dropping one would misstate what the account did.
     """
     if len(report.fills) > LEG_SLOTS:
         raise ValueError(f"{len(report.fills)} fills; a report has {LEG_SLOTS} leg slots")
+    if len(report.unwinds) > UNWIND_SLOTS:
+        raise ValueError(f"{len(report.unwinds)} unwinds; a report has {UNWIND_SLOTS} unwind slots")
     fields: dict[str, str] = {name: getattr(report, name) for name in _TEXT_FIELDS}
     fields["status"] = str(report.status)
     fields["triangle"] = ",".join(report.triangle)
@@ -204,6 +264,17 @@ def report_to_fields(report: ExecutionReport) -> dict[str, str]:
             steps.append(step)
             fields[_TIMING_FIELD[step]] = _fmt_float(elapsed_ms)
     fields["timing_steps"] = ",".join(steps)
+    for name, key in _EDGE_FIELDS.items():
+        fields[key] = fmt_decimal(getattr(report.edge, name))
+    fields["unwinds"] = str(len(report.unwinds))
+    for slot in range(UNWIND_SLOTS):
+        unwind = report.unwinds[slot] if slot < len(report.unwinds) else None
+        prefix = f"unwind{slot}_"
+        fields[prefix + "leg"] = "0" if unwind is None else str(unwind.leg)
+        for name in _UNWIND_TEXT_FIELDS:
+            fields[prefix + name] = "" if unwind is None else getattr(unwind, name)
+        for name in _UNWIND_DECIMAL_FIELDS:
+            fields[prefix + name] = "0" if unwind is None else fmt_decimal(getattr(unwind, name))
     return fields
 
 
@@ -237,6 +308,12 @@ def report_from_fields(fields: Mapping[str | bytes, str | bytes]) -> ExecutionRe
         values.update({name: number(prefix + name, Decimal) for name in _LEG_DECIMAL_FIELDS})
         return LegFill(leg=slot, latency_ms=number(prefix + "latency_ms", float), **values)  # type: ignore[arg-type]
 
+    def unwind(slot: int) -> Unwind:
+        prefix = f"unwind{slot}_"
+        values: dict[str, object] = {name: get(prefix + name) for name in _UNWIND_TEXT_FIELDS}
+        values.update({name: number(prefix + name, Decimal) for name in _UNWIND_DECIMAL_FIELDS})
+        return Unwind(leg=number(prefix + "leg", int), **values)  # type: ignore[arg-type]
+
     def book_top(slot: int) -> BookTop:
         return BookTop(*(number(f"leg{slot}_{name}", Decimal) for name in _BOOK_FIELDS))  # type: ignore[arg-type]
 
@@ -246,6 +323,7 @@ def report_from_fields(fields: Mapping[str | bytes, str | bytes]) -> ExecutionRe
         raise ValueError(f"report field 'status' is not a status: {entry.get('status', '')[:40]!r}") from None
     legs_done = min(int(number("legs_done", int)), LEG_SLOTS)  # type: ignore[call-overload]
     book_tops = min(int(number("book_tops", int)), LEG_SLOTS)  # type: ignore[call-overload]
+    unwinds = min(int(number("unwinds", int)), UNWIND_SLOTS)  # type: ignore[call-overload]
     steps = [step for step in get("timing_steps").split(",") if step in _TIMING_FIELD]
     triangle = get("triangle")
     return ExecutionReport(
@@ -253,6 +331,8 @@ def report_from_fields(fields: Mapping[str | bytes, str | bytes]) -> ExecutionRe
         triangle=tuple(triangle.split(",")) if triangle else (),
         fills=tuple(fill(slot) for slot in range(legs_done)),
         book_tops=tuple(book_top(slot) for slot in range(book_tops)),
+        edge=EdgeBreakdown(**{name: number(key, Decimal) for name, key in _EDGE_FIELDS.items()}),  # type: ignore[arg-type]
+        unwinds=tuple(unwind(slot) for slot in range(unwinds)),
         timings=tuple(
             (_SEED_STEP_NAMES.get(step, step), number(_TIMING_FIELD[step], float)) for step in steps  # type: ignore[misc]
         ),

@@ -17,6 +17,7 @@ import os
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
+from urllib.parse import unquote, urlsplit
 
 from shared.credentials import Credentials
 
@@ -46,30 +47,61 @@ class Settings:
     exchange_url: str = "https://api.kucoin.com"
     mode: str = "paper"  # "paper" | "live"
     fill_model: str = "depth"  # "depth" | "top" (the seed's top-of-book model)
+    # Live mode: what happens to inventory a failed or partly filled leg strands ("unwind": market-
+    # convert it back to the primary quote; "hold": keep it), how a leg learns its fill ("sync":
+    # place-and-wait endpoint then one order query; "ws": place, private-WebSocket event, query),
+    # how long a leg waits for its terminal state, and how long an unknown placement is queried.
+    unwind_policy: str = "unwind"
+    live_fills: str = "sync"
+    fill_timeout_s: float = 5.0
+    resolve_timeout_s: float = 10.0
     max_frame_bytes: int = 1 << 20
     report_stream: str = "trident:reports"
     report_maxlen: int = 100_000
     spool_dir: str = "/var/lib/trident/spool"
     lease_ttl_ms: int = 30_000
+    # The account's Spot pool (KuCoin VIP0: 4000 weight per 30 s), shared by the whole fleet.
+    rate_budget_limit: int = 4000
+    rate_budget_window_ms: int = 30_000
+    # Peer uids allowed on the signal socket (SO_PEERCRED); empty: whoever the 0660 mode lets in.
+    allowed_uids: tuple[int, ...] = ()
     keepalive_s: float = 15.0
     http_timeout_s: float = 10.0
+    # A Redis that hangs (not down: stopped, partitioned) must fail an admission, not stall it.
+    redis_timeout_s: float = 2.0
     log_level: str = "info"
     log_file: str | None = None
+    metrics_host: str = "127.0.0.1"  # Prometheus endpoint; loopback unless asked, it is unauthenticated
+    metrics_port: int = 9464  # 0 disables the endpoint
     credentials: Credentials | None = None  # Credentials' own repr hides the secrets
+
+    def secrets(self) -> tuple[str, ...]:
+        """Every value log redaction must scrub: the API secret and passphrase, the Redis password."""
+        found = self.credentials.secrets() if self.credentials else ()
+        password = urlsplit(self.redis_url).password
+        return (*found, unquote(password)) if password else found
 
 
 _FIELD_NAMES = tuple(f.name for f in fields(Settings) if f.name != "credentials")
-_INT_FIELDS = frozenset(("workers", "max_frame_bytes", "report_maxlen", "lease_ttl_ms"))
-_FLOAT_FIELDS = frozenset(("keepalive_s", "http_timeout_s"))
+_INT_FIELDS = frozenset((
+    "workers", "max_frame_bytes", "report_maxlen", "lease_ttl_ms", "rate_budget_limit", "rate_budget_window_ms",
+))
+_FLOAT_FIELDS = frozenset(("keepalive_s", "http_timeout_s", "redis_timeout_s", "fill_timeout_s", "resolve_timeout_s"))
 _CHOICES: dict[str, tuple[str, ...]] = {
     "mode": ("paper", "live"),
     "fill_model": ("depth", "top"),
+    "unwind_policy": ("unwind", "hold"),
+    "live_fills": ("sync", "ws"),
     "log_level": _LOG_LEVELS,
 }
 
 
 def _coerce(name: str, value: object, source: str) -> object:
     """The field's type from a string (env), a TOML value, or an override; errors name the setting."""
+    if name == "allowed_uids":
+        return _uids(value, source)
+    if name == "metrics_port":
+        return _port(value, source)
     if name in _INT_FIELDS:
         if isinstance(value, bool) or not isinstance(value, (int, str)):
             raise SettingsError(f"{name} (from {source}) must be an integer, got {type(value).__name__}")
@@ -77,8 +109,9 @@ def _coerce(name: str, value: object, source: str) -> object:
             number: object = int(value)
         except ValueError:
             raise SettingsError(f"{name} (from {source}) must be an integer, got {value!r}") from None
-        if number < 1:  # type: ignore[operator]
-            raise SettingsError(f"{name} (from {source}) must be >= 1, got {number}")
+        minimum = 0 if name == "workers" else 1  # 0 workers: execution inline in the supervisor
+        if number < minimum:  # type: ignore[operator]
+            raise SettingsError(f"{name} (from {source}) must be >= {minimum}, got {number}")
         return number
     if name in _FLOAT_FIELDS:
         if isinstance(value, bool) or not isinstance(value, (int, float, str)):
@@ -101,6 +134,31 @@ def _coerce(name: str, value: object, source: str) -> object:
     if not value:
         raise SettingsError(f"{name} (from {source}) must not be empty")
     return value
+
+
+def _port(value: object, source: str) -> int:
+    """A TCP port, or 0 for "off" (which the other integer settings do not allow)."""
+    text = str(value).strip() if isinstance(value, (int, str)) and not isinstance(value, bool) else ""
+    if not text.isdigit() or int(text) > 65535:
+        raise SettingsError(f"metrics_port (from {source}) must be a port 0-65535 (0 disables), got {value!r}")
+    return int(text)
+
+
+def _uids(value: object, source: str) -> tuple[int, ...]:
+    """A list of uids: "1000,1001" (env), a TOML array, or a sequence (override)."""
+    items = value.replace(",", " ").split() if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)):
+        raise SettingsError(f"allowed_uids (from {source}) must be a list of uids, got {type(value).__name__}")
+    uids = []
+    for item in items:
+        try:
+            uid = int(item) if not isinstance(item, bool) and isinstance(item, (int, str)) else -1
+        except ValueError:
+            uid = -1
+        if uid < 0:
+            raise SettingsError(f"allowed_uids (from {source}) must hold non-negative integers, got {item!r}")
+        uids.append(uid)
+    return tuple(uids)
 
 
 def _read_toml(path: str) -> dict[str, object]:

@@ -6,8 +6,9 @@ Content-Type (415000); signature (private routes, HTTP 401); forced 429; rate-li
 latency. Endpoints return the `data` of the `{"code":"200000","data":...}` envelope, or raise
 `KucoinError`. Routes under `/_sim/` are the simulator's own admin API and skip all of this.
 
-The private WebSocket will mount at `WS_PRIVATE_PATH`; `bullet-private` already hands out
-tokens (kept in `Simulator.ws_tokens`) and that endpoint.
+The private WebSocket (`sim/ws.py`) is mounted at `WS_PRIVATE_PATH`; `bullet-private` hands out
+its tokens (kept in `Simulator.ws_tokens`), that endpoint and the hub's ping timing, and every
+accepted or cancelled order is pushed to it.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from sim.orderlog import OrderLogEntry
 from sim.orders import OrderRequest, parse_order_request
 from sim.ratelimit import MANAGEMENT, PUBLIC, SPOT, PoolState
 from sim.simulator import Simulator
+from sim.ws import PrivateWsHub, add_ws_routes, hub_for
 
 __all__ = ["create_app", "SIMULATOR_KEY", "WS_PRIVATE_PATH"]
 
@@ -68,7 +70,8 @@ def create_app(sim: Simulator) -> web.Application:
     specs: dict[web.AbstractRoute, RouteSpec] = {}
     app = web.Application(middlewares=[_gateway(sim, specs)])
     app[SIMULATOR_KEY] = sim
-    endpoints = _Endpoints(sim)
+    hub = hub_for(sim)
+    endpoints = _Endpoints(sim, hub)
 
     def add(method: str, path: str, handler: Endpoint, spec: RouteSpec) -> None:
         specs[app.router.add_route(method, path, handler)] = spec
@@ -87,6 +90,7 @@ def create_app(sim: Simulator) -> web.Application:
     add("GET", "/api/v1/market/orderbook/level2_100", endpoints.level2_100, RouteSpec(PUBLIC, 4, False))
     add("GET", "/api/v1/timestamp", endpoints.timestamp, RouteSpec(PUBLIC, 3, False))
     add_admin_routes(app, sim)
+    add_ws_routes(app, hub, WS_PRIVATE_PATH)
     return app
 
 
@@ -205,8 +209,9 @@ def _log_order_call(sim: Simulator, arrival_ns: int, kind: str, body: Any, reply
 class _Endpoints:
     """The KuCoin endpoints; each returns the envelope's `data`."""
 
-    def __init__(self, sim: Simulator) -> None:
+    def __init__(self, sim: Simulator, hub: PrivateWsHub) -> None:
         self._sim = sim
+        self._hub = hub
 
     def _order_request(self, request: web.Request) -> OrderRequest:
         body = request[_ORDER_BODY]
@@ -215,12 +220,12 @@ class _Endpoints:
         return parse_order_request(body, self._sim.exchange.symbols)
 
     async def place(self, request: web.Request) -> dict[str, str]:
-        order = self._sim.exchange.place(self._order_request(request), self._sim.knobs)
+        order = self._sim.exchange.place(self._order_request(request), self._sim.knobs, self._hub.order_placed)
         self._maybe_hang_after_match(request)
         return {"orderId": order.id, "clientOid": order.client_oid}
 
     async def place_sync(self, request: web.Request) -> dict[str, Any]:
-        order = self._sim.exchange.place(self._order_request(request), self._sim.knobs)
+        order = self._sim.exchange.place(self._order_request(request), self._sim.knobs, self._hub.order_placed)
         self._maybe_hang_after_match(request)
         return order.to_sync_wire()
 
@@ -239,7 +244,8 @@ class _Endpoints:
         return exchange.find_by_client_oid(request.match_info["clientOid"], _symbol_param(request)).to_wire()
 
     async def cancel(self, request: web.Request) -> dict[str, str]:
-        return {"orderId": self._sim.exchange.cancel(request.match_info["orderId"], _symbol_param(request)).id}
+        order_id, symbol = request.match_info["orderId"], _symbol_param(request)
+        return {"orderId": self._sim.exchange.cancel(order_id, symbol, self._hub.order_cancelled).id}
 
     async def symbols(self, request: web.Request) -> list[dict[str, Any]]:
         market = request.query.get("market")
@@ -285,8 +291,8 @@ class _Endpoints:
                 "endpoint": f"ws://{request.host}{WS_PRIVATE_PATH}",
                 "encrypt": False,
                 "protocol": "websocket",
-                "pingInterval": 18000,
-                "pingTimeout": 10000,
+                "pingInterval": self._hub.knobs.ping_interval_ms,
+                "pingTimeout": self._hub.knobs.ping_timeout_ms,
             }],
         }
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import time
 import uuid
+from collections.abc import Callable
 from decimal import Decimal
 
 from shared.money import fmt_decimal, round_down
@@ -61,8 +62,8 @@ class Exchange:
             self._plan(req, knobs)
         return {"orderId": self.new_order_id(), "clientOid": req.client_oid or uuid.uuid4().hex}
 
-    def place(self, req: OrderRequest, knobs: Knobs) -> Order:
-        """Match the order now, move the balances, and store it."""
+    def place(self, req: OrderRequest, knobs: Knobs, on_fill: Callable[[Order, Fill], None] | None = None) -> Order:
+        """Match the order now, move the balances, and store it; `on_fill` sees it (private WebSocket)."""
         if req.client_oid is not None and req.client_oid in self._by_client_oid:
             raise KucoinError(DUPLICATE_CLIENT_OID)
         symbol = req.symbol
@@ -111,6 +112,8 @@ class Exchange:
         self._settle_remainder(order, req, fill, may_rest=may_rest, fee_inside_funds=knobs.fee_inside_funds)
         self._by_id[order.id] = order
         self._by_client_oid[order.client_oid] = order
+        if on_fill is not None:
+            on_fill(order, fill)
         return order
 
     def _plan(self, req: OrderRequest, knobs: Knobs) -> Fill:
@@ -178,16 +181,22 @@ class Exchange:
             raise KucoinError(PARAMETER_ERROR, _ORDER_NOT_FOUND_MSG)
         return order
 
-    def cancel(self, order_id: str, symbol: str) -> Order:
-        """Cancel a resting order; a done order (every market order) cannot be cancelled."""
+    def cancel(
+        self, order_id: str, symbol: str, on_cancel: Callable[[Order, Decimal], None] | None = None
+    ) -> Order:
+        """Cancel a resting order; a done order (every market order) cannot be cancelled.
+        `on_cancel` sees the order and the hold it released (private WebSocket)."""
         order = self._by_id.get(order_id)
         if order is None or order.symbol != symbol or not order.active:
             raise KucoinError(PARAMETER_ERROR, _NOT_CANCELLABLE_MSG)
         order.cancelled_size += order.remain_size
         order.active = False
         order.last_updated_at = _now_ms()
-        self.ledger.release(order.hold_currency, order.hold_amount)
+        released = order.hold_amount
+        self.ledger.release(order.hold_currency, released)
         order.hold_amount = _ZERO
+        if on_cancel is not None:
+            on_cancel(order, released)
         return order
 
     def accounts(self, currency: str | None = None) -> list[dict[str, str]]:

@@ -1,9 +1,11 @@
 """Admission: the hot path from a decoded frame to a dispatched job, or a refusal with a reason.
 
-Order of checks: validate (typed Signal) → local fast checks (paper/live guard, cached pause) →
-one atomic registry call (slot, isolation, staleness, capital) → least-loaded worker. Every exit
-is counted by reason. Refusals of valid signals log at debug: they are routine under load, and
-logging above debug on this path costs more than the admission itself.
+Order of checks: validate (typed Signal) → local fast checks (paper/live guard, cached pause, a
+rate budget known to be spent) → one atomic registry call (slot, isolation, staleness, capital) →
+the triangle's weight from the fleet's exchange rate budget → least-loaded worker. Every exit is
+counted by reason; a Redis that cannot answer refuses with `registry_unavailable` (fail closed).
+Refusals of valid signals log at debug: they are routine under load, and logging above debug on
+this path costs more than the admission itself.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import structlog
 from redis.exceptions import RedisError
 
 from shared.channel import Job
+from shared.ratebudget import TRIANGLE_WEIGHT, RateBudget
 from shared.registry import Grant, LeaseRequest, Registry
 from shared.signal import SignalError, parse_signal
 from supervisor.dispatch import WorkerPool
@@ -40,10 +43,11 @@ class InFlight:
 class Admission:
     """Turns frames into jobs. `paused` is a cache of the registry flag (the Lua re-checks it)."""
 
-    def __init__(self, registry: Registry, pool: WorkerPool, mode: str) -> None:
+    def __init__(self, registry: Registry, pool: WorkerPool, mode: str, budget: RateBudget | None = None) -> None:
         self._registry = registry
         self._pool = pool
         self._mode = mode
+        self._budget = budget
         self.paused = False
         self.refusals: Counter[str] = Counter()
         self.admitted = 0
@@ -69,6 +73,9 @@ class Admission:
         if self.paused:
             self.refuse("paused", correlation_id=cid)
             return None
+        if self._budget is not None and self._budget.exhausted():
+            self.refuse("rate_budget", "the exchange rate budget of this window is spent", cid)
+            return None
         request = LeaseRequest(
             lease_id=cid,
             triangle_id=signal.triangle_id,
@@ -85,6 +92,8 @@ class Admission:
         if not isinstance(result, Grant):
             self.refuse(result.reason, correlation_id=cid)
             return None
+        if self._budget is not None and not await self._take_weight(self._budget, cid, result.token):
+            return None
         worker = self._pool.pick()
         if worker is None:
             await self._release_quietly(cid, result.token)
@@ -96,6 +105,20 @@ class Admission:
         self._pool.dispatch(worker, Job(cid, wire, received_ms, received_ns))
         self.admitted += 1
         return cid
+
+    async def _take_weight(self, budget: RateBudget, cid: str, token: int) -> bool:
+        """The triangle's exchange weight, after the lease so isolation refusals spend none."""
+        try:
+            answer = await budget.take(TRIANGLE_WEIGHT)
+        except (RedisError, OSError) as exc:
+            await self._release_quietly(cid, token)
+            self.refuse("registry_unavailable", str(exc), cid)
+            return False
+        if not answer.granted:
+            await self._release_quietly(cid, token)
+            self.refuse("rate_budget", f"{answer.remaining} weight left, refill in {answer.reset_ms} ms", cid)
+            return False
+        return True
 
     async def _release_quietly(self, cid: str, token: int) -> None:
         try:

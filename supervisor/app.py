@@ -18,13 +18,17 @@ import redis.asyncio as aioredis
 import structlog
 from redis.exceptions import RedisError
 
-from shared import keys
 from shared.channel import Done
+from shared.ratebudget import RateBudget
 from shared.registry import Registry
 from shared.report import ExecutionReport, Status
 from shared.settings import Settings
 from supervisor.admission import Admission
+from supervisor.control import ControlWatcher
 from supervisor.dispatch import WorkerPool
+from supervisor.health import RefusalTally, publish_status, withdraw_status
+from supervisor.inline import InlinePool
+from supervisor.metrics import MetricsServer, SupervisorMetrics
 from supervisor.server import SignalServer
 from worker.publish import ReportPublisher
 
@@ -32,6 +36,8 @@ __all__ = ["Supervisor"]
 
 log = structlog.get_logger(__name__)
 _D0 = Decimal(0)
+# Outcomes in which orders traded, so the triangle's books moved: later signals need newer books.
+_TRADED = frozenset((Status.FILLED, Status.UNWOUND, Status.STRANDED))
 VERSION = "0.1.0"
 
 
@@ -42,16 +48,28 @@ class Supervisor:
         self.settings = settings
         self.host = socket.gethostname()
         self.name = f"{self.host}:{os.getpid()}"
-        self.redis = aioredis.Redis.from_url(settings.redis_url)
+        self.redis = aioredis.Redis.from_url(
+            settings.redis_url, socket_timeout=settings.redis_timeout_s, socket_connect_timeout=settings.redis_timeout_s
+        )
         self.registry = Registry(self.redis, owner=self.name, ttl_ms=settings.lease_ttl_ms)
-        self.pool = WorkerPool(settings, settings.workers, self.host, self._on_done, self._on_lost)
-        self.admission = Admission(self.registry, self.pool, settings.mode)
+        pool_class = WorkerPool if settings.workers > 0 else InlinePool  # 0: execute in this event loop
+        self.pool = pool_class(settings, settings.workers, self.host, self._on_done, self._on_lost)
+        self.budget = RateBudget(self.redis, limit=settings.rate_budget_limit, window_ms=settings.rate_budget_window_ms)
+        self.admission = Admission(self.registry, self.pool, settings.mode, self.budget)
         self.server = SignalServer(
-            settings.socket_path, settings.max_frame_bytes, self._on_frame, self._on_bad_frame
+            settings.socket_path, settings.max_frame_bytes, self._on_frame, self._on_bad_frame, settings.allowed_uids
         )
         self.publisher = ReportPublisher(
             self.redis, settings.report_stream, settings.report_maxlen, Path(settings.spool_dir) / "supervisor.spool"
         )
+        self.control = ControlWatcher(self.redis, self.admission, self.pool)
+        self.metrics = SupervisorMetrics(self.status)
+        self.metrics_server = (
+            MetricsServer(self.metrics.render, settings.metrics_host, settings.metrics_port)
+            if settings.metrics_port else None
+        )
+        self.metrics_address = "off"
+        self.refusal_tally = RefusalTally()
         self.outcomes: Counter[str] = Counter()
         self.started_ns = time.monotonic_ns()
         self._background: list[asyncio.Task[None]] = []
@@ -62,18 +80,33 @@ class Supervisor:
         self._frame_seen = asyncio.Event()
 
     async def start(self) -> None:
-        await self._refresh_config()
+        await self.control.refresh()
         await self.pool.start()
+        await self._start_metrics()
         await self.server.start()
         self._background = [
             asyncio.create_task(self._renew_loop()),
             asyncio.create_task(self._sweep_loop()),
-            asyncio.create_task(self._config_loop()),
+            asyncio.create_task(self.control.run()),
             asyncio.create_task(self._status_loop()),
             asyncio.create_task(self.publisher.run_replayer()),
         ]
         log.info("supervisor_started", mode=self.settings.mode, workers=self.settings.workers,
-                 socket=self.settings.socket_path, name=self.name)
+                 socket=self.settings.socket_path, name=self.name, metrics=self.metrics_address)
+
+    async def _start_metrics(self) -> None:
+        """Metrics are for watching, not trading: a taken port is logged and shown in the status
+        hash (and fails `trident ctl check`) but does not stop the service."""
+        if self.metrics_server is None:
+            return
+        try:
+            await self.metrics_server.start()
+        except OSError as exc:
+            where = f"{self.settings.metrics_host}:{self.settings.metrics_port}"
+            self.metrics_address = f"unavailable ({where}: {exc.strerror})"
+            log.error("metrics_unavailable", error=str(exc), port=self.settings.metrics_port)
+            return
+        self.metrics_address = self.metrics_server.address
 
     async def stop(self) -> None:
         """Stop intake, let workers finish and report, release leases, close connections."""
@@ -83,8 +116,18 @@ class Supervisor:
             await asyncio.gather(*self._releases, return_exceptions=True)
         for task in self._background:
             task.cancel()
-        await asyncio.gather(*self._background, return_exceptions=True)
+        # bounded: a loop whose cancel was swallowed (see ControlWatcher.run) must not hang the stop
+        _, stuck = await asyncio.wait(self._background, timeout=2.0) if self._background else (set(), set())
+        if stuck:
+            log.error("background_tasks_ignored_cancel", tasks=[task.get_coro().__qualname__ for task in stuck])
         await self.publisher.replay()
+        if self.metrics_server is not None:
+            await self.metrics_server.stop()
+        try:
+            await withdraw_status(self.redis, self.name, self.settings.workers,
+                                  self.refusal_tally.pending(self.admission.refusals))
+        except (RedisError, OSError) as exc:  # the keys expire by their TTL anyway
+            log.debug("status_withdraw_failed", error=str(exc))
         await self.redis.aclose()
         log.info("supervisor_stopped", outcomes=dict(self.outcomes))
 
@@ -127,9 +170,10 @@ class Supervisor:
 
     def _on_done(self, done: Done) -> None:
         self.outcomes[done.status] += 1
+        self.metrics.observe(done)
         entry = self.admission.in_flight.pop(done.correlation_id, None)
         if entry is not None:
-            last_trade_ms = done.ts_ms if done.status == Status.FILLED else 0
+            last_trade_ms = done.ts_ms if done.status in _TRADED else 0
             self._spawn_release(done.correlation_id, entry.token, last_trade_ms)
         if not self.admission.in_flight:
             self._idle.set()
@@ -192,17 +236,6 @@ class Supervisor:
             if expired:
                 log.warning("leases_expired", lease_ids=expired)
 
-    async def _refresh_config(self) -> None:
-        try:
-            self.admission.paused = (await self.registry.config()).paused
-        except (RedisError, OSError) as exc:
-            log.warning("registry_config_unavailable", error=str(exc))
-
-    async def _config_loop(self) -> None:
-        while True:
-            await asyncio.sleep(0.5)
-            await self._refresh_config()
-
     def status(self) -> dict[str, str]:
         """Flat status for the status hash (and `trident ctl status`)."""
         fields = {
@@ -211,19 +244,20 @@ class Supervisor:
             "in_flight": str(len(self.admission.in_flight)), "admitted": str(self.admission.admitted),
             "uptime_s": f"{(time.monotonic_ns() - self.started_ns) / 1e9:.1f}",
             "respawns": str(self.pool.respawns), "socket": self.settings.socket_path,
+            "metrics": self.metrics_address, **self.control.status_fields(),
         }
         fields.update({f"refused:{reason}": str(n) for reason, n in self.admission.refusals.items()})
         fields.update({f"outcome:{status}": str(n) for status, n in self.outcomes.items()})
         return fields
 
     async def _status_loop(self) -> None:
-        key = keys.STATUS_PREFIX + self.name
         while True:
             try:
-                async with self.redis.pipeline(transaction=False) as pipe:
-                    pipe.hset(key, mapping=self.status())
-                    pipe.pexpire(key, 5000)
-                    await pipe.execute()
+                pending = self.refusal_tally.pending(self.admission.refusals)
+                await publish_status(self.redis, self.name, self.status(), pending)
+                self.refusal_tally.confirm(pending)
             except (RedisError, OSError) as exc:
                 log.debug("status_publish_failed", error=str(exc))
+                if (task := asyncio.current_task()) is not None and task.cancelling():
+                    raise asyncio.CancelledError from exc  # a cancel the Redis client turned into an error
             await asyncio.sleep(1.0)

@@ -1,4 +1,4 @@
-"""The `trident` command: run, demo, send, sim.
+"""The `trident` command: run, demo, send, sim, ctl, bench.
 
 Every option of `run` is also a `TRIDENT_*` setting (see shared/settings.py); command-line
 values win over the environment, which wins over the TOML file named by `--config`.
@@ -33,12 +33,14 @@ class CliError(Exception):
 
 def check_can_start(settings: Settings) -> None:
     """Refuse to start with one clear error rather than fail on the first signal."""
-    if settings.mode == "live":
-        raise CliError("live mode is not available in this build yet (paper only); start with --mode paper")
     if settings.credentials is None:
+        why = (
+            "live mode places real orders, which needs API credentials"
+            if settings.mode == "live"
+            else "paper mode validates every leg with KuCoin's order-test endpoint, which is signed"
+        )
         raise CliError(
-            "paper mode validates every leg with KuCoin's order-test endpoint, which is signed: set "
-            "TRIDENT_API_KEY, TRIDENT_API_SECRET and TRIDENT_API_PASSPHRASE (or the *_FILE variants)"
+            f"{why}: set TRIDENT_API_KEY, TRIDENT_API_SECRET and TRIDENT_API_PASSPHRASE (or the *_FILE variants)"
         )
 
 
@@ -67,11 +69,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
         fill_model=args.fill_model,
         spool_dir=args.spool_dir,
         log_level=args.log_level,
+        metrics_host=args.metrics_host,
+        metrics_port=args.metrics_port,
     )
     check_can_start(settings)
     Path(settings.spool_dir).mkdir(parents=True, exist_ok=True)
-    configure_logging("supervisor", settings.log_level, settings.log_file,
-                      settings.credentials.secrets() if settings.credentials else ())
+    configure_logging("supervisor", settings.log_level, settings.log_file, settings.secrets())
     return _run_loop(_serve(settings))
 
 
@@ -110,10 +113,25 @@ async def _synthetic(exchange_url: str, count: int) -> list[object]:
     return list(synthetic_signals(markets, count, now_ms=int(time.time() * 1000)))
 
 
+def _cmd_ctl(args: argparse.Namespace) -> int:
+    from supervisor.ctl import main as ctl_main  # noqa: PLC0415
+
+    return ctl_main(args.ctl_args)
+
+
 def _cmd_sim(args: argparse.Namespace) -> int:
     from sim.cli import main as sim_main  # noqa: PLC0415
 
     return sim_main(args.sim_args)
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from bench.__main__ import main as bench_main  # noqa: PLC0415
+
+    return bench_main(args.bench_args)
+
+
+_OWN_PARSERS = {"sim": _cmd_sim, "ctl": _cmd_ctl, "bench": _cmd_bench}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -130,6 +148,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--fill-model", choices=("depth", "top"), help="paper fill model (TRIDENT_FILL_MODEL)")
     run.add_argument("--spool-dir", help="local report spool for Redis outages (TRIDENT_SPOOL_DIR)")
     run.add_argument("--log-level", help="debug, info, warning, error (TRIDENT_LOG_LEVEL)")
+    run.add_argument("--metrics-host", help="Prometheus endpoint address, default 127.0.0.1 (TRIDENT_METRICS_HOST)")
+    run.add_argument("--metrics-port", help="Prometheus endpoint port, default 9464, 0 disables (TRIDENT_METRICS_PORT)")
     run.set_defaults(func=_cmd_run)
 
     demo = sub.add_parser("demo", help="self-contained demo: Redis, simulator, supervisor, workers, signals")
@@ -147,13 +167,29 @@ def _parser() -> argparse.ArgumentParser:
     send.add_argument("--exchange-url", default="http://127.0.0.1:8765", help="markets source for --synthetic")
     send.set_defaults(func=_cmd_send)
 
+    ctl = sub.add_parser("ctl", help="operate the fleet through Redis: status, check, pause, cancel, ...",
+                         add_help=False)
+    ctl.add_argument("ctl_args", nargs=argparse.REMAINDER)
+    ctl.set_defaults(func=_cmd_ctl)
+
     sim = sub.add_parser("sim", help="the KuCoin-compatible exchange simulator", add_help=False)
     sim.add_argument("sim_args", nargs=argparse.REMAINDER)
     sim.set_defaults(func=_cmd_sim)
+
+    bench = sub.add_parser("bench", help="the performance suite (see bench/RESULTS.md); --quick for a smoke test",
+                           add_help=False)
+    bench.add_argument("bench_args", nargs=argparse.REMAINDER)
+    bench.set_defaults(func=_cmd_bench)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # `sim`, `ctl` and `bench` parse their own options: argparse's REMAINDER would reject a leading option
+    # (`trident ctl --redis-url URL status`), so their arguments bypass this parser entirely.
+    if argv and argv[0] in _OWN_PARSERS:
+        own_args = argv[1:]
+        return _OWN_PARSERS[argv[0]](argparse.Namespace(sim_args=own_args, ctl_args=own_args, bench_args=own_args))
     args = _parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)

@@ -4,6 +4,11 @@ A bad frame is the sender's problem, not the service's: it is counted and logged
 and the connection carries on when the stream can be resynchronised (a known frame boundary), or
 is closed when it cannot (an oversize length prefix). Other connections never notice either.
 Frames of one connection are admitted in order, so a sender's ordering is the admission order.
+
+Who may send: the socket file is created 0660 (owner and group; the umask is narrowed while it is
+bound, so it is never wider even for an instant), and with `allowed_uids` each connection's
+peer uid, as the kernel reports it (SO_PEERCRED, unforgeable), must be listed or the connection
+is closed before a byte is read, with a logged reason.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import contextlib
 import os
 import socket
 import stat
+import struct
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -26,6 +32,7 @@ __all__ = ["SignalServer", "SocketInUse"]
 log = structlog.get_logger(__name__)
 
 _READ_BYTES = 256 * 1024
+_PEERCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
 
 
 class SocketInUse(RuntimeError):
@@ -59,9 +66,12 @@ class SignalServer:
         max_frame_bytes: int,
         on_frame: Callable[[object, int], Awaitable[None]],
         on_bad_frame: Callable[[str, str], None],
+        allowed_uids: tuple[int, ...] = (),
     ) -> None:
         self.path = Path(path)
         self._max_frame_bytes = max_frame_bytes
+        self._allowed_uids = frozenset(allowed_uids)
+        self.refused_peers = 0
         self._on_frame = on_frame
         self._on_bad_frame = on_bad_frame
         self._server: asyncio.AbstractServer | None = None
@@ -69,7 +79,11 @@ class SignalServer:
 
     async def start(self) -> None:
         _prepare_path(self.path)
-        self._server = await asyncio.start_unix_server(self._serve, path=str(self.path), limit=_READ_BYTES)
+        umask = os.umask(0o117)
+        try:
+            self._server = await asyncio.start_unix_server(self._serve, path=str(self.path), limit=_READ_BYTES)
+        finally:
+            os.umask(umask)
         os.chmod(self.path, 0o660)
         log.info("socket_listening", path=str(self.path))
 
@@ -79,6 +93,8 @@ class SignalServer:
             self._connections.add(task)
         decoder = FrameDecoder(self._max_frame_bytes)
         try:
+            if self._allowed_uids and not self._peer_allowed(writer):
+                return
             while data := await reader.read(_READ_BYTES):
                 received_ns = time.monotonic_ns()
                 fatal: FrameError | None = None
@@ -100,10 +116,21 @@ class SignalServer:
                     return
         except ConnectionError:
             pass
+        except asyncio.CancelledError:  # stop(): end quietly (asyncio 3.11 logs a handler that re-raises it)
+            pass
         finally:
             writer.close()  # no wait_closed(): it would raise into a task cancelled by stop()
             if task is not None:
                 self._connections.discard(task)
+
+    def _peer_allowed(self, writer: asyncio.StreamWriter) -> bool:
+        sock = writer.get_extra_info("socket")
+        pid, uid, gid = _PEERCRED.unpack(sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _PEERCRED.size))
+        if uid in self._allowed_uids:
+            return True
+        self.refused_peers += 1
+        log.warning("peer_refused", reason="uid not in allowed_uids", uid=uid, gid=gid, pid=pid)
+        return False
 
     async def stop(self) -> None:
         """Stop accepting, drop open connections, remove the socket file."""

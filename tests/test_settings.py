@@ -64,7 +64,7 @@ def test_empty_env_values_count_as_unset() -> None:
     ("env", "named"),
     [
         ({"TRIDENT_WORKERS": "many"}, "workers"),
-        ({"TRIDENT_WORKERS": "0"}, "workers"),
+        ({"TRIDENT_WORKERS": "-1"}, "workers"),
         ({"TRIDENT_WORKERS": "2.5"}, "workers"),
         ({"TRIDENT_MODE": "yolo"}, "mode"),
         ({"TRIDENT_FILL_MODEL": "magic"}, "fill_model"),

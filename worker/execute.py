@@ -14,8 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
-from shared.report import BookTop, ExecutionReport, Status
+from shared.report import BookTop, EdgeBreakdown, ExecutionReport, Status
 from shared.signal import Book, Leg, Signal
+from worker.attribution import attribute
 from worker.kucoin.errors import KucoinError
 from worker.kucoin.rest import KucoinRest
 from worker.paper import PaperAbort, simulate_triangle
@@ -101,6 +102,7 @@ async def execute_paper(
     def report(status: Status, error: str = "", outcome: object = None, first_order_ms: float = 0.0) -> ExecutionReport:
         total_ms = timeline.mark("execution_complete")
         fills = getattr(outcome, "fills", ())
+        effective_bps = round(getattr(outcome, "effective_bps", 0.0), 3)
         return ExecutionReport(
             correlation_id=signal.correlation_id,
             status=status,
@@ -109,7 +111,7 @@ async def execute_paper(
             triangle=signal.triangle_key,
             primary_quote=signal.primary_quote,
             predicted_bps=signal.predicted_bps,
-            effective_bps=round(getattr(outcome, "effective_bps", 0.0), 3),
+            effective_bps=effective_bps,
             profit=getattr(outcome, "profit", _D0),
             spent=getattr(outcome, "spent", _D0),
             returned=getattr(outcome, "returned", _D0),
@@ -125,6 +127,7 @@ async def execute_paper(
             fills=tuple(fills),
             book_tops=book_tops,
             timings=tuple(timeline.steps),
+            edge=attribute(signal, fills, effective_bps) if outcome is not None else EdgeBreakdown(),
         )
 
     if cancelled():

@@ -9,31 +9,44 @@ supervisor that goes away never strands an execution without its report.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import re
 import signal as signals
 import socket
 import time
+from collections import Counter
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import NamedTuple
 
 import redis.asyncio as aioredis
 import structlog
+from redis.exceptions import RedisError
 
+from shared import keys
 from shared.channel import Cancel, Channel, Done, Hello, Job
 from shared.logs import configure_logging
+from shared.ratebudget import RateBudget
 from shared.report import ExecutionReport, Status
 from shared.settings import Settings
 from shared.signal import SignalError, parse_signal
 from worker.execute import ExecutionContext, execute_paper
 from worker.kucoin.rest import KucoinRest
 from worker.kucoin.session import make_session
+from worker.live import LiveRuntime, execute_live, open_live_runtime
 from worker.publish import ReportPublisher
 
-__all__ = ["WorkerSpec", "worker_main", "spool_path"]
+__all__ = ["WorkerSpec", "worker_main", "spool_path", "exchange_error_code", "HEALTH_INTERVAL_S", "HEALTH_TTL_MS"]
 
 log = structlog.get_logger(__name__)
 _D0 = Decimal(0)
+# arq-style liveness: rewrite the key every interval; it expires by itself if this process stops.
+HEALTH_INTERVAL_S = 1.0
+HEALTH_TTL_MS = 3000
+_KUCOIN_CODE = re.compile(r"KuCoin (\w+):")
+_HTTP_STATUS = re.compile(r"\(HTTP (\d+)\)")
 
 
 class WorkerSpec(NamedTuple):
@@ -50,17 +63,23 @@ def spool_path(settings: Settings, index: int) -> Path:
 
 
 class _Worker:
-    def __init__(self, spec: WorkerSpec, channel: Channel, client: KucoinRest, publisher: ReportPublisher) -> None:
+    def __init__(
+        self, spec: WorkerSpec, channel: Channel, client: KucoinRest, publisher: ReportPublisher, budget: RateBudget
+    ) -> None:
         self.spec = spec
         self.name = f"{spec.host}/w{spec.index}"
         self.channel = channel
         self.client = client
         self.publisher = publisher
+        self.budget = budget
+        self.observed: object = None  # the client's rate-limit info last passed to the budget
         self.context = ExecutionContext(
             worker=self.name, host=spec.host, mode=spec.settings.mode, fill_model=spec.settings.fill_model
         )
         self.running: set[asyncio.Task[None]] = set()
         self.cancelled: set[str] = set()
+        self.outcomes: Counter[str] = Counter()
+        self.live: LiveRuntime | None = None  # set by worker_main in live mode only
 
     async def serve(self) -> None:
         self.channel.send(Hello(self.spec.index, os.getpid()))
@@ -84,7 +103,21 @@ class _Worker:
             report = _failure(job, self.context, f"internal error: {type(exc).__name__}: {exc}")
         await self.publisher.publish(report)
         self.cancelled.discard(cid)
-        self.channel.send(Done(cid, str(report.status), report.ts_ms))
+        self.outcomes[str(report.status)] += 1
+        self.channel.send(_done_message(report))
+        await self.observe_rate_limit()
+
+    async def observe_rate_limit(self) -> None:
+        """Hand the exchange's latest gw-ratelimit-* headers to the fleet's budget (after Done:
+        the correction matters to the next admissions, not to this execution's latency)."""
+        info = self.client.last_rate_limit
+        if info is None or info is self.observed:
+            return
+        self.observed = info
+        try:
+            await self.budget.observe(info.limit, info.remaining, info.reset_ms)
+        except (RedisError, OSError) as exc:  # Redis down: the next answer's headers correct it then
+            log.debug("rate_budget_observe_failed", error=str(exc))
 
     async def execute(self, job: Job) -> ExecutionReport:
         try:
@@ -92,9 +125,12 @@ class _Worker:
         except SignalError as exc:
             return _failure(job, self.context, str(exc))
         if signal.live:
-            # Live execution arrives with the live-mode issue; the supervisor refuses live signals
-            # before they get here, this is the second lock on the door.
-            return _failure(job, self.context, "live execution is not available in this build")
+            if self.live is None:  # the supervisor refuses these in paper mode; this is the second lock
+                return _failure(job, self.context, "live signal refused: this service runs in paper mode")
+            return await execute_live(
+                signal, self.live, self.context, received_ms=job.received_ms, received_ns=job.received_ns,
+                cancelled=lambda: job.correlation_id in self.cancelled,
+            )
         return await execute_paper(
             signal,
             self.client,
@@ -103,6 +139,45 @@ class _Worker:
             received_ns=job.received_ns,
             cancelled=lambda: job.correlation_id in self.cancelled,
         )
+
+
+    def health_line(self) -> str:
+        """One line for `redis-cli GET`, like arq's: when, who, what it holds and has done."""
+        done = " ".join(f"{status}={count}" for status, count in sorted(self.outcomes.items()))
+        return (
+            f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ} pid={os.getpid()} ongoing={len(self.running)} "
+            f"done={self.outcomes.total()}{' ' + done if done else ''} spooled={self.publisher.spooled}"
+        )
+
+
+def exchange_error_code(error: str) -> str:
+    """The exchange's code in a report's error text (as `KucoinError.__str__` writes it): the KuCoin
+    code ("200004"), else "http_<status>", else "transport" for a call that got no answer; "" when
+    the error did not come from the exchange at all."""
+    if "KuCoin" not in error:
+        return ""
+    if (code := _KUCOIN_CODE.search(error)) is not None:
+        return code[1]
+    if (status := _HTTP_STATUS.search(error)) is not None:
+        return f"http_{status[1]}"
+    return "transport"
+
+
+def _done_message(report: ExecutionReport) -> Done:
+    """Done with the report's timings, so the supervisor's histograms cover every worker."""
+    legs = [fill.latency_ms for fill in report.fills[:3]]
+    legs += [0.0] * (3 - len(legs))
+    return Done(report.correlation_id, str(report.status), report.ts_ms, report.first_order_ms, report.total_ms,
+                *legs, exchange_error_code(report.error))
+
+
+async def _write_health(redis: aioredis.Redis, key: str, worker: _Worker) -> None:
+    while True:
+        try:
+            await redis.set(key, worker.health_line(), px=HEALTH_TTL_MS)
+        except (RedisError, OSError) as exc:  # the key expires: that is the signal, nothing to do here
+            log.debug("health_write_failed", error=str(exc))
+        await asyncio.sleep(HEALTH_INTERVAL_S)
 
 
 def _failure(job: Job, context: ExecutionContext, error: str) -> ExecutionReport:
@@ -130,28 +205,45 @@ async def _keepalive(client: KucoinRest, settings: Settings) -> None:
 async def worker_main(spec: WorkerSpec, sock: socket.socket) -> None:
     """Process entry point (run by aiomultiprocess)."""
     settings = spec.settings
-    secrets = settings.credentials.secrets() if settings.credentials else ()
+    secrets = settings.secrets()
     configure_logging(f"worker-{spec.index}", settings.log_level, settings.log_file, secrets)
     loop = asyncio.get_running_loop()
     signals.signal(signals.SIGINT, signals.SIG_IGN)  # Ctrl-C reaches the whole group; the supervisor leads shutdown
     channel = await Channel.open(sock)
     loop.add_signal_handler(signals.SIGTERM, channel.close)
     session = make_session(settings.http_timeout_s)
-    redis = aioredis.Redis.from_url(settings.redis_url)
+    redis = aioredis.Redis.from_url(
+        settings.redis_url, socket_timeout=settings.redis_timeout_s, socket_connect_timeout=settings.redis_timeout_s
+    )
     client = KucoinRest(session, settings.exchange_url, settings.credentials, timeout_s=settings.http_timeout_s)
+    # Pings go through their own client on the same warm session: the public pool's gw-ratelimit-*
+    # headers must never reach the fleet's Spot budget through `client.last_rate_limit`.
+    pinger = KucoinRest(session, settings.exchange_url, timeout_s=settings.http_timeout_s)
     publisher = ReportPublisher(redis, settings.report_stream, settings.report_maxlen, spool_path(settings, spec.index))
     background = [
-        asyncio.create_task(_keepalive(client, settings)),
+        asyncio.create_task(_keepalive(pinger, settings)),
         asyncio.create_task(publisher.run_replayer()),
     ]
+    live: LiveRuntime | None = None
     try:
         try:
-            await client.server_time()  # warm the connection before the first order needs it
+            await pinger.server_time()  # warm the connection before the first order needs it
         except Exception as exc:
             log.warning("exchange_unreachable_at_start", error=str(exc))
-        await _Worker(spec, channel, client, publisher).serve()
+        budget = RateBudget(redis, limit=settings.rate_budget_limit, window_ms=settings.rate_budget_window_ms)
+        worker = _Worker(spec, channel, client, publisher, budget)
+        if settings.mode == "live":  # the private WebSocket opens before the worker says Hello
+            live = worker.live = await open_live_runtime(client, session, redis, settings)
+        # the supervisor is this process's parent (aiomultiprocess spawns it), named host:pid
+        health_key = keys.worker_health_key(f"{spec.host}:{os.getppid()}", spec.index)
+        background.append(asyncio.create_task(_write_health(redis, health_key, worker)))
+        await worker.serve()
         await publisher.replay()
+        with contextlib.suppress(RedisError, OSError):
+            await redis.delete(health_key)
     finally:
+        if live is not None:
+            await live.close()
         for task in background:
             task.cancel()
         await session.close()

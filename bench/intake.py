@@ -1,0 +1,151 @@
+"""Intake throughput on one core: frames/s decoded, validated and refused, against raw msgpack.
+
+"Refused" here is the cheapest complete path a valid signal can take through the supervisor:
+read from the socket in 256 KiB chunks and split by `FrameDecoder`, validated into a typed
+`Signal` by `parse_signal`, then turned away by `Admission.admit` on the cached `paused` flag —
+counted by reason and logged at debug (filtered, logging configured as the supervisor's) —
+without a Redis call. It is what a flood of signals costs a paused supervisor, and the part of
+every admitted signal's path that is pure CPU. The reference is `msgpack.unpackb` of each body
+alone: nothing can intake faster than it decodes.
+
+Every variant runs in this process, pinned to one CPU, over the same frames (realistic synthetic
+signals: three 5-level books each); each figure is the best of `repeats` passes, the pass least
+disturbed by whatever else the machine runs.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import time
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import msgpack
+
+from shared.codec import HEADER, FrameDecoder, encode_frame
+from shared.logs import configure_logging
+from shared.signal import parse_signal
+from supervisor.admission import Admission
+
+__all__ = ["IntakeResult", "measure_intake", "INTAKE_VARIANTS"]
+
+INTAKE_VARIANTS = ("msgpack decode", "FrameDecoder", "decode + validate", "decode + validate + refuse")
+_READ_BYTES = 256 * 1024  # what the server asks of each read (supervisor.server)
+
+
+@dataclass(frozen=True, slots=True)
+class IntakeResult:
+    frames: int
+    frame_bytes: int  # mean frame size
+    per_s: dict[str, float]  # variant → frames per second
+
+    @property
+    def refuse_ratio(self) -> float:
+        """Full intake (decode + validate + refuse) as a fraction of the raw decode rate."""
+        return self.per_s["decode + validate + refuse"] / self.per_s["msgpack decode"]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "refuse_ratio": round(self.refuse_ratio, 3)}
+
+
+@contextmanager
+def _one_cpu() -> Iterator[None]:
+    """Pin this process to the CPU it is on, for the duration (no-op where unsupported)."""
+    if not hasattr(os, "sched_setaffinity"):
+        yield
+        return
+    previous = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(previous)})
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, previous)
+
+
+def _chunks(stream: bytes) -> list[bytes]:
+    return [stream[offset:offset + _READ_BYTES] for offset in range(0, len(stream), _READ_BYTES)]
+
+
+def _best_rate(repeats: int, frames: int, one_pass: Callable[[], None]) -> float:
+    best_s = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        one_pass()
+        best_s = min(best_s, time.perf_counter() - started)
+    return frames / best_s
+
+
+async def _measure_all(
+    repeats: int, count: int, decode_only: Callable[[], None], frame_decoder: Callable[[], None],
+    validate: Callable[[], None], refuse_all: Callable[[], Awaitable[None]],
+) -> dict[str, float]:
+    per_s = {
+        "msgpack decode": _best_rate(repeats, count, decode_only),
+        "FrameDecoder": _best_rate(repeats, count, frame_decoder),
+        "decode + validate": _best_rate(repeats, count, validate),
+    }
+    best_s = float("inf")
+    for _ in range(repeats):  # in the running loop, as the supervisor's admissions are
+        started = time.perf_counter()
+        await refuse_all()
+        best_s = min(best_s, time.perf_counter() - started)
+    per_s["decode + validate + refuse"] = count / best_s
+    return per_s
+
+
+class _NoRegistry:
+    """A paused admission refuses before it would ask the registry or the pool anything."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise AssertionError(f"the intake benchmark reached the registry/pool ({name})")
+
+
+async def measure_intake(signals: Sequence[dict[str, Any]], repeats: int = 3) -> IntakeResult:
+    """Frames/s for each of INTAKE_VARIANTS over `signals` framed as the socket carries them."""
+    frames = [encode_frame(signal) for signal in signals]
+    bodies = [frame[HEADER.size:] for frame in frames]
+    chunks = _chunks(b"".join(frames))
+    count = len(frames)
+    configure_logging("bench-intake", "info")  # as the supervisor: debug filtered out
+    admission = Admission(_NoRegistry(), _NoRegistry(), "paper")  # type: ignore[arg-type]
+    admission.paused = True
+    # The suite's own heap (markets, these signals and frames) is frozen out of the collector: a
+    # supervisor holds no such heap, and full collections scanning it would be charged to intake.
+    gc.collect()
+    gc.freeze()
+
+    def decode_only() -> None:
+        unpackb = msgpack.unpackb
+        for body in bodies:
+            unpackb(body, raw=False, strict_map_key=False)
+
+    def frame_decoder() -> None:
+        decoder = FrameDecoder()
+        for chunk in chunks:
+            decoder.feed(chunk)
+
+    def validate() -> None:
+        decoder = FrameDecoder()
+        for chunk in chunks:
+            for item in decoder.feed(chunk):
+                parse_signal(item)
+
+    async def refuse_all() -> None:
+        decoder = FrameDecoder()
+        admit = admission.admit
+        for chunk in chunks:
+            received_ns = time.monotonic_ns()
+            for item in decoder.feed(chunk):
+                await admit(item, received_ns)
+
+    try:
+        with _one_cpu():
+            per_s = await _measure_all(repeats, count, decode_only, frame_decoder, validate, refuse_all)
+    finally:
+        gc.unfreeze()
+    if admission.refusals["paused"] != repeats * count:
+        raise RuntimeError(f"expected every frame refused as paused, got {dict(admission.refusals)}")
+    return IntakeResult(count, round(sum(map(len, frames)) / count), {k: round(v, 1) for k, v in per_s.items()})

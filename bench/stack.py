@@ -1,0 +1,209 @@
+"""The processes a benchmark runs against: Redis, the exchange simulator, a supervisor with workers.
+
+Every piece runs as in production, in its own process: a private `redis-server` on a Unix socket
+(`EmbeddedRedis`), the simulator (`python -m sim`, rate-limit pools far above any offered load)
+and the supervisor (`trident run` as `python -m supervisor.cli run`, its exchange rate budget as
+large, metrics endpoint off). `cpu_seconds` reads what each process and its children have used,
+so a result can say which process a saturated machine spent its cores on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal as signals
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import psutil
+import redis as syncredis
+import redis.asyncio as aioredis
+
+from bench.markets import write_bench_markets
+from shared import keys
+from sim.config import DEMO_API_KEY, DEMO_API_PASSPHRASE, DEMO_API_SECRET
+from supervisor.embedded_redis import EmbeddedRedis
+
+__all__ = ["Stack", "SupervisorProcess", "open_stack", "cpu_seconds", "status_counts"]
+
+_UNLIMITED = "1000000000"
+_STOP_TIMEOUT_S = 15
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+async def _wait_http(url: str, timeout_s: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    async with aiohttp.ClientSession() as session:
+        while True:
+            try:
+                async with session.get(url + "/api/v1/timestamp") as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientError:
+                if time.monotonic() > deadline:
+                    raise
+            await asyncio.sleep(0.05)  # start-up poll: the simulator gives no readiness signal
+
+
+@dataclass(frozen=True, slots=True)
+class Stack:
+    """What every part of one suite run shares."""
+
+    workdir: Path
+    redis: EmbeddedRedis
+    redis_pid: int
+    sim_url: str
+    simulator: subprocess.Popen[bytes]
+
+    def pids(self) -> dict[str, int]:
+        """The long-lived processes by role (the supervisor's are added per run)."""
+        return {"simulator": self.simulator.pid, "redis": self.redis_pid, "bench": os.getpid()}
+
+
+@asynccontextmanager
+async def open_stack(coins: int) -> AsyncIterator[Stack]:
+    """Redis and the simulator (with `coins` extra coins, see `bench.markets`) in a private
+    temporary directory, all removed when the block ends."""
+    workdir = Path(tempfile.mkdtemp(prefix="trident-bench-"))  # short: Unix socket paths live here
+    markets = write_bench_markets(workdir / "markets.json", coins)
+    port = _free_port()
+    simulator = subprocess.Popen(
+        [sys.executable, "-m", "sim", "--port", str(port), "--markets", str(markets), "--spot-limit", _UNLIMITED],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        with EmbeddedRedis(str(workdir / "redis")) as redis_server:
+            client = syncredis.Redis.from_url(redis_server.url)
+            redis_pid = int(client.info("server")["process_id"])
+            client.close()
+            await _wait_http(f"http://127.0.0.1:{port}")
+            yield Stack(workdir, redis_server, redis_pid, f"http://127.0.0.1:{port}", simulator)
+    finally:
+        simulator.send_signal(signals.SIGTERM)
+        simulator.wait(timeout=_STOP_TIMEOUT_S)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+class SupervisorProcess:
+    """`trident run` with `workers` worker processes (0: inline) against the stack."""
+
+    def __init__(self, stack: Stack, workers: int) -> None:
+        self.stack = stack
+        self.workers = workers
+        self.socket_path = str(stack.workdir / "signals.sock")
+        env = {
+            **os.environ, "TRIDENT_API_KEY": DEMO_API_KEY, "TRIDENT_API_SECRET": DEMO_API_SECRET,
+            "TRIDENT_API_PASSPHRASE": DEMO_API_PASSPHRASE, "TRIDENT_RATE_BUDGET_LIMIT": _UNLIMITED,
+            "TRIDENT_METRICS_PORT": "0",
+        }
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "supervisor.cli", "run", "--socket", self.socket_path,
+             "--redis-url", stack.redis.url, "--workers", str(workers), "--exchange-url", stack.sim_url,
+             "--spool-dir", str(stack.workdir / "spool"), "--log-level", "warning"],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def worker_pids(self) -> list[int]:
+        """The worker processes (aiomultiprocess spawns them as children of the supervisor)."""
+        try:
+            children = psutil.Process(self.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            return []
+        return [child.pid for child in children if "resource_tracker" not in " ".join(_cmdline(child))]
+
+    async def status(self, redis: aioredis.Redis) -> dict[str, str]:
+        """Its status hash (refreshed every second), empty until the first refresh."""
+        async for key in redis.scan_iter(match=keys.STATUS_PREFIX + "*"):
+            status = {k.decode(): v.decode() for k, v in (await redis.hgetall(key)).items()}
+            if status.get("pid") == str(self.pid):
+                return status
+        return {}
+
+    async def wait_ready(self, redis: aioredis.Redis, timeout_s: float = 60.0) -> None:
+        """Ready once its status says every executor is alive (inline: the one in-process)."""
+        wanted = str(max(self.workers, 1))
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"supervisor exited with {self.process.returncode}")
+            if (await self.status(redis)).get("workers_alive") == wanted:
+                return
+            await asyncio.sleep(0.1)  # the status hash is the only readiness signal another process has
+        raise TimeoutError("supervisor did not become ready")
+
+    async def wait_drained(self, redis: aioredis.Redis, frames: int, timeout_s: float = 120.0) -> dict[str, str]:
+        """Its status once every frame was admitted or refused and nothing is in flight."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            status = await self.status(redis)
+            admitted, refused = status_counts(status)
+            if admitted + sum(refused.values()) >= frames and status.get("in_flight") == "0":
+                return status
+            await asyncio.sleep(0.2)
+        raise TimeoutError(f"supervisor did not process {frames} frames in {timeout_s} s")
+
+    def stop(self) -> bool:
+        """SIGTERM and wait; a supervisor still running after the timeout is killed with its
+        children (its workers). Returns whether it stopped by itself."""
+        if self.process.poll() is None:
+            self.process.send_signal(signals.SIGTERM)
+        try:
+            self.process.wait(timeout=_STOP_TIMEOUT_S)
+            return True
+        except subprocess.TimeoutExpired:
+            try:
+                children = psutil.Process(self.pid).children(recursive=True)
+            except psutil.NoSuchProcess:
+                children = []
+            for process in [*children, psutil.Process(self.pid)]:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    process.kill()
+            self.process.wait(timeout=_STOP_TIMEOUT_S)
+            return False
+
+
+def _cmdline(process: psutil.Process) -> list[str]:
+    try:
+        return process.cmdline()
+    except psutil.Error:
+        return []
+
+
+def status_counts(status: Mapping[str, str]) -> tuple[int, dict[str, int]]:
+    """(admitted, refusals by reason) from a status hash."""
+    refused = {key.partition(":")[2]: int(value) for key, value in status.items() if key.startswith("refused:")}
+    return int(status.get("admitted", "0")), refused
+
+
+def cpu_seconds(pids: Mapping[str, int | list[int]]) -> dict[str, float]:
+    """User + system CPU seconds used so far by each role's process(es); gone processes count 0."""
+    used: dict[str, float] = {}
+    for role, pid_or_pids in pids.items():
+        total = 0.0
+        for pid in pid_or_pids if isinstance(pid_or_pids, list) else [pid_or_pids]:
+            try:
+                times = psutil.Process(pid).cpu_times()
+            except psutil.Error:
+                continue
+            total += times.user + times.system
+        used[role] = total
+    return used

@@ -1,0 +1,398 @@
+"""The simulator's private WebSocket: KuCoin's welcome/ping/subscribe protocol and order/balance pushes.
+
+A client connects to the endpoint `bullet-private` returned, with `?token=...&connectId=...`.
+An unknown token gets `{"type":"error","code":401}` and the connection is closed; otherwise the
+server says `welcome` (id = connectId), answers every JSON `ping` with a `pong`, acks each
+`subscribe`/`unsubscribe` that asks for a response, and refuses unknown topics (404) and
+unreadable messages (400). A connection silent for `ping_interval_ms + ping_timeout_ms` is
+closed, as KuCoin drops clients that stop pinging.
+
+For every accepted order the exchange calls `PrivateWsHub.order_placed`, which pushes KuCoin's
+sequence on `/spotMarket/tradeOrdersV2`: `received` (status new), one `match` per book level
+taken, then `filled` (done) or `canceled` (done) for an unfilled remainder — or `open` for a limit
+order left resting, `canceled` later if it is cancelled. Then one `/account/balance` event per
+currency the order moved, carrying the balance after it. Like KuCoin's, the events carry no fee
+and no dealFunds.
+
+Faults (`WsKnobs`, steered with `hub.update_knobs(...)` or `POST /_sim/ws/knobs`)::
+
+    {"delay_ms": 5,                           # every push leaves this much later
+     "drop": {"next_n": 1, "event": "filled"}, # the next N matching pushes are never sent
+     "cut": {"next_n": 1, "event": "match"},   # instead of the next matching push, every
+                                               # connection drops (that push and later ones are lost)
+     "reorder": 1,                             # the next N orders' pushes go out in reverse order
+     "withhold_welcome": 1,                    # the next N connections are never welcomed
+     "ping_interval_ms": 18000, "ping_timeout_ms": 10000}   # what bullet-private advertises
+
+`event` is an order event type (`received`, `match`, `filled`, `canceled`, `open`), `balance`,
+or absent for any push. `POST /_sim/ws/cut` drops every connection at once. The hub of a
+simulator is `hub_for(sim)`; it outlives `sim.reset()` (which leaves these knobs alone).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import time
+import uuid
+import weakref
+from dataclasses import asdict, dataclass, field, fields
+from decimal import Decimal
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from shared.money import fmt_decimal
+from sim.matching import Fill
+from sim.orders import Order
+from sim.simulator import Simulator
+
+__all__ = ["ORDER_TOPIC", "BALANCE_TOPIC", "EventFault", "WsKnobs", "PrivateWsHub", "hub_for", "add_ws_routes"]
+
+ORDER_TOPIC = "/spotMarket/tradeOrdersV2"
+BALANCE_TOPIC = "/account/balance"
+_TOPIC_SUBJECTS = {ORDER_TOPIC: "orderChange", BALANCE_TOPIC: "account.balance"}
+USER_ID = "sim-user-0001"
+_EVENT_TYPES = frozenset({"received", "match", "filled", "canceled", "open", "balance"})
+_ZERO = Decimal(0)
+_HUBS: weakref.WeakKeyDictionary[Simulator, PrivateWsHub] = weakref.WeakKeyDictionary()
+
+
+@dataclass(slots=True)
+class EventFault:
+    """Fires on the next `next_n` pushes of type `event` (any push when None)."""
+
+    next_n: int = 0
+    event: str | None = None
+
+    def fires(self, event_type: str) -> bool:
+        if self.next_n <= 0 or (self.event is not None and self.event != event_type):
+            return False
+        self.next_n -= 1
+        return True
+
+    def update(self, value: Any) -> None:
+        if isinstance(value, bool) or not isinstance(value, (int, dict)):
+            raise ValueError(f"an event fault takes an int or an object, not {value!r}")
+        if isinstance(value, int):
+            value = {"next_n": value}
+        for key, item in value.items():
+            if key == "next_n":
+                self.next_n = _non_negative_int(key, item)
+            elif key == "event":
+                if item is not None and item not in _EVENT_TYPES:
+                    raise ValueError(f"event must be one of {sorted(_EVENT_TYPES)} or null")
+                self.event = item
+            else:
+                raise ValueError(f"unknown event fault field {key!r}")
+
+
+@dataclass(slots=True)
+class WsKnobs:
+    """Private-WebSocket faults and the ping timing `bullet-private` advertises (ms)."""
+
+    delay_ms: float = 0.0
+    drop: EventFault = field(default_factory=EventFault)
+    cut: EventFault = field(default_factory=EventFault)
+    reorder: int = 0
+    withhold_welcome: int = 0
+    ping_interval_ms: int = 18_000
+    ping_timeout_ms: int = 10_000
+
+    def update(self, changes: dict[str, Any]) -> None:
+        """Apply a partial mapping; an unknown key or bad value raises ValueError, changing nothing."""
+        staged = WsKnobs(**{f.name: _copy(getattr(self, f.name)) for f in fields(self)})
+        names = {f.name for f in fields(self)}
+        for key, value in changes.items():
+            if key not in names:
+                raise ValueError(f"unknown WebSocket knob {key!r}")
+            current = getattr(staged, key)
+            if isinstance(current, EventFault):
+                current.update(value)
+            elif key == "delay_ms":
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                    raise ValueError("delay_ms must be a non-negative number")
+                staged.delay_ms = float(value)
+            else:
+                setattr(staged, key, _non_negative_int(key, value))
+        for f in fields(self):
+            setattr(self, f.name, getattr(staged, f.name))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _copy(value: Any) -> Any:
+    return EventFault(value.next_n, value.event) if isinstance(value, EventFault) else value
+
+
+def _non_negative_int(key: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{key} must be a non-negative integer")
+    return value
+
+
+_CUT = object()  # queued after the last push a cut connection still delivers
+
+
+class _Connection:
+    """One client: its subscriptions and an outbound queue of (due monotonic s, frame)."""
+
+    def __init__(self, ws: web.WebSocketResponse, request: web.Request) -> None:
+        self.ws = ws
+        self.request = request
+        self.topics: set[str] = set()
+        self.queue: asyncio.Queue[tuple[float, object]] = asyncio.Queue()
+
+    async def deliver(self) -> None:
+        """Send queued pushes when due; a cut closes the socket abruptly, as a dropped network would."""
+        while True:
+            due, frame = await self.queue.get()
+            wait_s = due - time.monotonic()
+            if wait_s > 0:
+                await asyncio.sleep(wait_s)
+            if frame is _CUT:
+                if self.request.transport is not None:
+                    self.request.transport.close()
+                return
+            await self.ws.send_str(frame)  # type: ignore[arg-type]
+
+
+class PrivateWsHub:
+    """Every private-WebSocket connection of one simulator, and the pushes for its orders."""
+
+    def __init__(self, sim: Simulator) -> None:
+        self._sim = sim
+        self.knobs = WsKnobs()
+        self._connections: set[_Connection] = set()
+        self._trade_ids = itertools.count(int(time.time()) << 20)
+        self.connections_served = 0
+
+    @property
+    def connections(self) -> int:
+        return len(self._connections)
+
+    def update_knobs(self, changes: dict[str, Any] | None = None, **more: Any) -> WsKnobs:
+        self.knobs.update({**(changes or {}), **more})
+        return self.knobs
+
+    def cut_connections(self) -> int:
+        """Drop every connection now (pushes already queued are lost); returns how many."""
+        dropped = list(self._connections)
+        self._connections.clear()
+        for conn in dropped:
+            if conn.request.transport is not None:
+                conn.request.transport.close()
+        return len(dropped)
+
+    # -- the endpoint ---------------------------------------------------------------------
+
+    async def handle(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(autoping=True)
+        await ws.prepare(request)
+        connect_id = request.query.get("connectId") or uuid.uuid4().hex
+        if request.query.get("token") not in self._sim.ws_tokens:
+            await ws.send_json({"id": connect_id, "type": "error", "code": 401, "data": "token is invalid"})
+            await ws.close()
+            return ws
+        self.connections_served += 1
+        conn = _Connection(ws, request)
+        if self.knobs.withhold_welcome > 0:
+            self.knobs.withhold_welcome -= 1
+        else:
+            await ws.send_json({"id": connect_id, "type": "welcome"})
+        self._connections.add(conn)
+        sender = asyncio.create_task(conn.deliver())
+        idle_s = (self.knobs.ping_interval_ms + self.knobs.ping_timeout_ms) / 1000
+        try:
+            while not sender.done():
+                try:
+                    message = await ws.receive(timeout=idle_s)
+                except asyncio.TimeoutError:
+                    break  # the client stopped pinging
+                if message.type != WSMsgType.TEXT:
+                    break
+                reply = self._answer(conn, message.data)
+                if reply is not None:
+                    await ws.send_json(reply)
+        finally:
+            self._connections.discard(conn)
+            sender.cancel()
+            if not ws.closed:
+                await ws.close()
+        return ws
+
+    def _answer(self, conn: _Connection, text: str) -> dict[str, Any] | None:
+        try:
+            message = json.loads(text)
+        except ValueError:
+            message = None
+        if not isinstance(message, dict):
+            return {"id": "", "type": "error", "code": 400, "data": "invalid message"}
+        msg_id = str(message.get("id", ""))
+        kind = message.get("type")
+        if kind == "ping":
+            return {"id": msg_id, "type": "pong", "timestamp": time.time_ns() // 1000}
+        if kind in ("subscribe", "unsubscribe"):
+            topics = str(message.get("topic", "")).split(",")
+            unknown = [topic for topic in topics if topic not in _TOPIC_SUBJECTS]
+            if unknown:
+                return {"id": msg_id, "type": "error", "code": 404, "data": f"topic {unknown[0]} is not found"}
+            if kind == "subscribe":
+                conn.topics.update(topics)
+            else:
+                conn.topics.difference_update(topics)
+            return {"id": msg_id, "type": "ack"} if message.get("response") else None
+        return {"id": msg_id, "type": "error", "code": 400, "data": f"unsupported message type {kind!r}"}
+
+    # -- pushes -----------------------------------------------------------------------------
+
+    def order_placed(self, order: Order, fill: Fill) -> None:
+        """The exchange accepted and matched `order`: push its events, then the balances it moved."""
+        pushes = self._order_events(order, fill)
+        pushes.extend(self._balance_events(order, fill))
+        if self.knobs.reorder > 0:
+            self.knobs.reorder -= 1
+            pushes.reverse()
+        self._publish(pushes)
+
+    def order_cancelled(self, order: Order, released: Decimal) -> None:
+        """A resting order was cancelled: its `canceled` event and the `released` hold."""
+        data = self._order_base(order)
+        data.update(type="canceled", status="done", filledSize=fmt_decimal(order.deal_size), remainSize="0",
+                    canceledSize=fmt_decimal(order.cancelled_size))
+        pushes = [("canceled", ORDER_TOPIC, data)]
+        if released:
+            pushes.append(self._balance_push(order, order.hold_currency, released, -released))
+        self._publish(pushes)
+
+    def _publish(self, pushes: list[tuple[str, str, dict[str, Any]]]) -> None:
+        due = time.monotonic() + self.knobs.delay_ms / 1000
+        for event_type, topic, data in pushes:
+            if self.knobs.drop.fires(event_type):
+                continue
+            if self.knobs.cut.fires(event_type):
+                for conn in self._connections:
+                    conn.queue.put_nowait((due, _CUT))
+                self._connections.clear()
+                return
+            frame = json.dumps({"topic": topic, "type": "message", "subject": _TOPIC_SUBJECTS[topic],
+                                "userId": USER_ID, "channelType": "private", "data": data}, separators=(",", ":"))
+            for conn in self._connections:
+                if topic in conn.topics:
+                    conn.queue.put_nowait((due, frame))
+
+    def _order_base(self, order: Order) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "orderId": order.id, "clientOid": order.client_oid, "symbol": order.symbol, "side": order.side,
+            "orderType": order.type, "orderTime": order.created_at, "ts": time.time_ns(),
+            "originSize": fmt_decimal(order.size),
+        }
+        if order.size:
+            data["size"] = fmt_decimal(order.size)
+        if order.funds:
+            data["funds"] = data["originFunds"] = fmt_decimal(order.funds)
+        if order.price:
+            data["price"] = fmt_decimal(order.price)
+        return data
+
+    def _order_events(self, order: Order, fill: Fill) -> list[tuple[str, str, dict[str, Any]]]:
+        by_size = bool(order.size)
+        received = self._order_base(order)
+        received.update(type="received", status="new")
+        if by_size:
+            received["remainSize"] = fmt_decimal(order.size)
+        events = [("received", ORDER_TOPIC, received)]
+        filled_size = filled_funds = _ZERO
+        for price, qty in fill.takes:
+            filled_size += qty
+            filled_funds += price * qty
+            match = self._order_base(order)
+            match.update(type="match", status="match", matchPrice=fmt_decimal(price), matchSize=fmt_decimal(qty),
+                         filledSize=fmt_decimal(filled_size), tradeId=str(next(self._trade_ids)),
+                         liquidity="taker", feeType="takerFee")
+            if by_size:
+                match["remainSize"] = fmt_decimal(order.size - filled_size)
+            else:
+                match["remainFunds"] = fmt_decimal(order.funds - filled_funds)
+            events.append(("match", ORDER_TOPIC, match))
+        last = self._order_base(order)
+        last.update(filledSize=fmt_decimal(order.deal_size))
+        if order.active:
+            last.update(type="open", status="open", remainSize=fmt_decimal(order.remain_size))
+        elif order.cancelled_size > 0 or order.cancelled_funds > 0 or not fill.takes:
+            last.update(type="canceled", status="done", remainSize="0",
+                        canceledSize=fmt_decimal(order.cancelled_size))
+            if order.cancelled_funds > 0:
+                last["canceledFunds"] = fmt_decimal(order.cancelled_funds)
+        else:
+            last.update(type="filled", status="done", remainSize="0")
+        events.append((last["type"], ORDER_TOPIC, last))
+        return events
+
+    def _balance_events(self, order: Order, fill: Fill) -> list[tuple[str, str, dict[str, Any]]]:
+        symbol = self._sim.exchange.symbols[order.symbol]
+        base, quote = symbol.base_currency, symbol.quote_currency
+        if order.side == "buy":
+            changes = {base: fill.deal_size, quote: -(fill.deal_funds + order.fee)}
+        else:
+            changes = {base: -fill.deal_size, quote: fill.deal_funds - order.fee}
+        pushes = []
+        for currency, change in changes.items():
+            hold = order.hold_amount if currency == order.hold_currency else _ZERO
+            if change or hold:
+                pushes.append(self._balance_push(order, currency, change - hold, hold))
+        return pushes
+
+    def _balance_push(self, order: Order, currency: str, available_change: Decimal, hold_change: Decimal
+                      ) -> tuple[str, str, dict[str, Any]]:
+        ledger = self._sim.exchange.ledger
+        available, hold = ledger.available(currency), ledger.holds(currency)
+        data = {
+            "accountId": uuid.uuid5(uuid.NAMESPACE_OID, f"trade:{currency}").hex[:24],
+            "currency": currency,
+            "total": fmt_decimal(available + hold),
+            "available": fmt_decimal(available),
+            "hold": fmt_decimal(hold),
+            "availableChange": fmt_decimal(available_change),
+            "holdChange": fmt_decimal(hold_change),
+            "relationContext": {"symbol": order.symbol, "orderId": order.id},
+            "relationEvent": "trade.setted",
+            "relationEventId": uuid.uuid4().hex[:24],
+            "time": str(time.time_ns() // 1_000_000),
+        }
+        return ("balance", BALANCE_TOPIC, data)
+
+
+def hub_for(sim: Simulator) -> PrivateWsHub:
+    """The private-WebSocket hub of `sim` (created on first use)."""
+    hub = _HUBS.get(sim)
+    if hub is None:
+        hub = _HUBS[sim] = PrivateWsHub(sim)
+    return hub
+
+
+def add_ws_routes(app: web.Application, hub: PrivateWsHub, path: str, admin_prefix: str = "/_sim") -> None:
+    """Mount the WebSocket at `path` and its admin endpoints under `admin_prefix`/ws."""
+
+    async def get_knobs(_: web.Request) -> web.Response:
+        return web.json_response(hub.knobs.to_dict())
+
+    async def post_knobs(request: web.Request) -> web.Response:
+        try:
+            changes = json.loads(await request.read())
+            if not isinstance(changes, dict):
+                raise ValueError("body must be a JSON object")
+            hub.update_knobs(changes)
+        except ValueError as exc:
+            raise web.HTTPBadRequest(text=json.dumps({"error": str(exc)}), content_type="application/json") from None
+        return web.json_response(hub.knobs.to_dict())
+
+    async def post_cut(_: web.Request) -> web.Response:
+        return web.json_response({"cut": hub.cut_connections()})
+
+    app.router.add_get(path, hub.handle)
+    app.router.add_get(f"{admin_prefix}/ws/knobs", get_knobs)
+    app.router.add_post(f"{admin_prefix}/ws/knobs", post_knobs)
+    app.router.add_post(f"{admin_prefix}/ws/cut", post_cut)
