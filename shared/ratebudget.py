@@ -35,7 +35,8 @@ ORDER_WEIGHT = 1  # POST /api/v1/hf/orders, /hf/orders/test and /hf/orders/sync
 TRIANGLE_WEIGHT = 3 * ORDER_WEIGHT  # one order call per leg
 
 _LUA_DIR = Path(__file__).with_name("lua")
-_TAKE_LUA = (_LUA_DIR / "ratebudget_take.lua").read_text()
+BUDGET_LUA = (_LUA_DIR / "budget.lua").read_text()  # the take itself, also merged into acquire.lua
+_TAKE_LUA = BUDGET_LUA + (_LUA_DIR / "ratebudget_take.lua").read_text()
 _OBSERVE_LUA = (_LUA_DIR / "ratebudget_observe.lua").read_text()
 
 
@@ -81,6 +82,18 @@ class RateBudget:
         self._observe = redis.register_script(_OBSERVE_LUA)
         self._exhausted_until_ns = 0
 
+    @property
+    def limit(self) -> int:
+        return self._limit
+
+    @property
+    def window_ms(self) -> int:
+        return self._window_ms
+
+    def note_refused(self, reset_ms: int) -> None:
+        """A take was refused (here or inside the acquire script): skip Redis until the refill."""
+        self._exhausted_until_ns = time.monotonic_ns() + int(reset_ms) * 1_000_000
+
     def exhausted(self) -> bool:
         """True while a take was refused and its window has not ended (no Redis call)."""
         return time.monotonic_ns() < self._exhausted_until_ns
@@ -89,7 +102,7 @@ class RateBudget:
         """Reserve `weight` from the current window, or refuse (taking nothing)."""
         granted, remaining, reset_ms = await self._take([keys.RATE_BUDGET], (weight, self._limit, self._window_ms))
         if not granted:
-            self._exhausted_until_ns = time.monotonic_ns() + int(reset_ms) * 1_000_000
+            self.note_refused(int(reset_ms))
         return BudgetAnswer(granted == 1, int(remaining), int(reset_ms))
 
     async def observe(self, limit: int, remaining: int, reset_ms: int) -> BudgetAnswer:

@@ -62,11 +62,13 @@ from pathlib import Path
 import redis.asyncio as aioredis
 
 from shared import keys
+from shared.ratebudget import BUDGET_LUA, RateBudget
 
 __all__ = ["LeaseRequest", "Grant", "Refusal", "RegistryConfig", "LeaseInfo", "Registry", "REFUSAL_REASONS"]
 
 REFUSAL_REASONS = (
     "paused", "duplicate", "no_slot", "triangle_busy", "quote_busy", "pair_busy", "stale", "capital_cap",
+    "rate_budget",
 )
 _MAX_PLACES = 18  # must match SCALE in lua/common.lua
 _AMOUNT = re.compile(r"([0-9]*)\.?([0-9]*)")
@@ -75,11 +77,13 @@ _DEFAULT_SLOTS = 4
 _LUA_DIR = Path(__file__).with_name("lua")
 _COMMON_LUA = (_LUA_DIR / "common.lua").read_text()
 _SCRIPT_SOURCES = {name: _COMMON_LUA + (_LUA_DIR / f"{name}.lua").read_text()
-                   for name in ("acquire", "renew", "release", "sweep")}
+                   for name in ("renew", "release", "sweep")}
+# acquire also takes the triangle's exchange weight in the same round trip (shared/ratebudget.py)
+_SCRIPT_SOURCES["acquire"] = _COMMON_LUA + BUDGET_LUA + (_LUA_DIR / "acquire.lua").read_text()
 # Every script gets the same KEYS in this order (lua/common.lua names them).
 _SCRIPT_KEYS = [
     keys.CONFIG, keys.LEASES, keys.LEASE_DATA, keys.CLAIM_TRI, keys.CLAIM_QUOTE, keys.CLAIM_PAIR,
-    keys.CAPITAL, keys.LAST_TRADE, keys.TOKEN,
+    keys.CAPITAL, keys.LAST_TRADE, keys.TOKEN, keys.RATE_BUDGET,
 ]
 _FLAG_DEFAULTS = {"paused": False, "enforce_same_quote": False, "enforce_pair": True}
 
@@ -180,29 +184,44 @@ def _flag(raw: dict[str, str], name: str) -> bool:
 class Registry:
     """Async client of the registry scripts; one per supervisor, safe to share between tasks."""
 
-    __slots__ = ("_redis", "_owner", "_ttl_ms", "_acquire", "_renew", "_release", "_sweep")
+    __slots__ = ("_redis", "_owner", "_ttl_ms", "_budget", "_acquire", "_renew", "_release", "_sweep")
 
-    def __init__(self, redis: aioredis.Redis, *, owner: str, ttl_ms: int = 30_000) -> None:
+    def __init__(
+        self, redis: aioredis.Redis, *, owner: str, ttl_ms: int = 30_000, budget: RateBudget | None = None
+    ) -> None:
         if ttl_ms <= 0:
             raise ValueError(f"ttl_ms must be positive, got {ttl_ms}")
         self._redis = redis
         self._owner = owner
         self._ttl_ms = ttl_ms
+        self._budget = budget
         # register_script runs EVALSHA and reloads the source on NOSCRIPT (restart, SCRIPT FLUSH).
         self._acquire = redis.register_script(_SCRIPT_SOURCES["acquire"])
         self._renew = redis.register_script(_SCRIPT_SOURCES["renew"])
         self._release = redis.register_script(_SCRIPT_SOURCES["release"])
         self._sweep = redis.register_script(_SCRIPT_SOURCES["sweep"])
 
-    async def acquire(self, request: LeaseRequest) -> Grant | Refusal:
-        """Grant a lease for ``ttl_ms`` with a fresh fencing token, or refuse with the first reason."""
-        granted, detail = await self._acquire(_SCRIPT_KEYS, (
+    async def acquire(self, request: LeaseRequest, weight: int = 0) -> Grant | Refusal:
+        """Grant a lease for ``ttl_ms`` with a fresh fencing token, or refuse with the first reason.
+
+        With a rate budget, ``weight`` (the triangle's exchange weight) is taken from it in the
+        same script, after every isolation check: one round trip, and refusals spend nothing.
+        """
+        budget = self._budget
+        if budget is None:
+            weight = 0
+        answer = await self._acquire(_SCRIPT_KEYS, (
             request.lease_id, self._ttl_ms, request.triangle_id, request.quote, ",".join(request.pairs),
             _amount_text(request.notional, "notional"), request.book_ts_ms, self._owner,
+            weight, budget.limit if budget else 0, budget.window_ms if budget else 0,
         ))
+        granted, detail = answer[0], answer[1]
         if granted == 1:
             return Grant(request.lease_id, detail)
-        return _REFUSALS.get(detail) or Refusal(_text(detail))
+        refusal = _REFUSALS.get(detail) or Refusal(_text(detail))
+        if budget is not None and refusal.reason == "rate_budget":
+            budget.note_refused(int(answer[2]))
+        return refusal
 
     async def renew(self, lease_id: str, token: int) -> bool:
         """Extend a live lease to now + ttl_ms; False if it expired or the token is not current."""

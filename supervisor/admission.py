@@ -1,8 +1,8 @@
 """Admission: the hot path from a decoded frame to a dispatched job, or a refusal with a reason.
 
 Order of checks: validate (typed Signal) → local fast checks (paper/live guard, cached pause, a
-rate budget known to be spent) → one atomic registry call (slot, isolation, staleness, capital) →
-the triangle's weight from the fleet's exchange rate budget → least-loaded worker. Every exit is
+rate budget known to be spent) → one atomic registry call (slot, isolation, staleness, capital,
+then the triangle's weight from the fleet's exchange rate budget) → least-loaded worker. Every exit is
 counted by reason; a Redis that cannot answer refuses with `registry_unavailable` (fail closed).
 Refusals of valid signals log at debug: they are routine under load, and logging above debug on
 this path costs more than the admission itself.
@@ -85,14 +85,12 @@ class Admission:
             book_ts_ms=signal.book_ts_ms,
         )
         try:
-            result = await self._registry.acquire(request)
+            result = await self._registry.acquire(request, TRIANGLE_WEIGHT)
         except (RedisError, OSError) as exc:
             self.refuse("registry_unavailable", str(exc), cid)
             return None
         if not isinstance(result, Grant):
             self.refuse(result.reason, correlation_id=cid)
-            return None
-        if self._budget is not None and not await self._take_weight(self._budget, cid, result.token):
             return None
         worker = self._pool.pick()
         if worker is None:
@@ -105,20 +103,6 @@ class Admission:
         self._pool.dispatch(worker, Job(cid, wire, received_ms, received_ns))
         self.admitted += 1
         return cid
-
-    async def _take_weight(self, budget: RateBudget, cid: str, token: int) -> bool:
-        """The triangle's exchange weight, after the lease so isolation refusals spend none."""
-        try:
-            answer = await budget.take(TRIANGLE_WEIGHT)
-        except (RedisError, OSError) as exc:
-            await self._release_quietly(cid, token)
-            self.refuse("registry_unavailable", str(exc), cid)
-            return False
-        if not answer.granted:
-            await self._release_quietly(cid, token)
-            self.refuse("rate_budget", f"{answer.remaining} weight left, refill in {answer.reset_ms} ms", cid)
-            return False
-        return True
 
     async def _release_quietly(self, cid: str, token: int) -> None:
         try:

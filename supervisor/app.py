@@ -51,10 +51,10 @@ class Supervisor:
         self.redis = aioredis.Redis.from_url(
             settings.redis_url, socket_timeout=settings.redis_timeout_s, socket_connect_timeout=settings.redis_timeout_s
         )
-        self.registry = Registry(self.redis, owner=self.name, ttl_ms=settings.lease_ttl_ms)
+        self.budget = RateBudget(self.redis, limit=settings.rate_budget_limit, window_ms=settings.rate_budget_window_ms)
+        self.registry = Registry(self.redis, owner=self.name, ttl_ms=settings.lease_ttl_ms, budget=self.budget)
         pool_class = WorkerPool if settings.workers > 0 else InlinePool  # 0: execute in this event loop
         self.pool = pool_class(settings, settings.workers, self.host, self._on_done, self._on_lost)
-        self.budget = RateBudget(self.redis, limit=settings.rate_budget_limit, window_ms=settings.rate_budget_window_ms)
         self.admission = Admission(self.registry, self.pool, settings.mode, self.budget)
         self.server = SignalServer(
             settings.socket_path, settings.max_frame_bytes, self._on_frame, self._on_bad_frame, settings.allowed_uids

@@ -74,7 +74,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     )
     check_can_start(settings)
     Path(settings.spool_dir).mkdir(parents=True, exist_ok=True)
-    configure_logging("supervisor", settings.log_level, settings.log_file, settings.secrets())
+    configure_logging("supervisor", settings.log_level, settings.log_file, settings.secrets(), cache_loggers=True)
     return _run_loop(_serve(settings))
 
 

@@ -206,7 +206,7 @@ async def worker_main(spec: WorkerSpec, sock: socket.socket) -> None:
     """Process entry point (run by aiomultiprocess)."""
     settings = spec.settings
     secrets = settings.secrets()
-    configure_logging(f"worker-{spec.index}", settings.log_level, settings.log_file, secrets)
+    configure_logging(f"worker-{spec.index}", settings.log_level, settings.log_file, secrets, cache_loggers=True)
     loop = asyncio.get_running_loop()
     signals.signal(signals.SIGINT, signals.SIG_IGN)  # Ctrl-C reaches the whole group; the supervisor leads shutdown
     channel = await Channel.open(sock)

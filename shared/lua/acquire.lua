@@ -1,10 +1,14 @@
 -- acquire: grant a lease (slot + isolation claims + capital) or say why not, atomically.
 -- ARGV: lease_id, ttl_ms, triangle_id, quote, pairs (comma-separated), notional (decimal
--- string), book_ts_ms, owner.
+-- string), book_ts_ms, owner, and the exchange weight to take from the rate budget with that
+-- budget's limit and window_ms (weight 0: no budget).
 -- Returns {1, fencing_token} or {0, reason}; reasons are checked in this order:
--- paused, duplicate, no_slot, triangle_busy, quote_busy, pair_busy, stale, capital_cap.
+-- paused, duplicate, no_slot, triangle_busy, quote_busy, pair_busy, stale, capital_cap,
+-- rate_budget (then {0, 'rate_budget', ms until the refill}). The budget comes last so an
+-- isolation refusal spends no weight, and it shares this one round trip with the lease.
 local lease_id, ttl_ms, triangle, quote = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
 local pairs_csv, notional, book_ts_ms, owner = ARGV[5], ARGV[6], tonumber(ARGV[7]), ARGV[8]
+local weight, budget_limit, budget_window_ms = tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[11])
 
 local now = now_ms()
 drop_expired(now)
@@ -40,6 +44,11 @@ end
 local in_use = limbs_add(capital_in_use(quote), amount_to_limbs(notional, 'notional'))
 if config[5] and limbs_cmp(in_use, amount_to_limbs(config[5], 'cap:' .. quote)) > 0 then
   return {0, 'capital_cap'}
+end
+
+if weight > 0 then
+  local granted, _, reset_ms = budget_take(K_BUDGET, weight, budget_limit, budget_window_ms, now)
+  if granted == 0 then return {0, 'rate_budget', reset_ms} end
 end
 
 local token = redis.call('INCR', K_TOKEN)
