@@ -57,6 +57,9 @@ class WorkerSpec(NamedTuple):
     host: str
 
 
+_OBSERVE_INTERVAL_NS = 100_000_000
+
+
 def spool_path(settings: Settings, index: int) -> Path:
     """Per worker slot, so a replacement worker replays what its predecessor spooled."""
     return Path(settings.spool_dir) / f"worker-{index}.spool"
@@ -73,6 +76,7 @@ class _Worker:
         self.publisher = publisher
         self.budget = budget
         self.observed: object = None  # the client's rate-limit info last passed to the budget
+        self.next_observe_ns = 0
         self.context = ExecutionContext(
             worker=self.name, host=spec.host, mode=spec.settings.mode, fill_model=spec.settings.fill_model
         )
@@ -113,6 +117,13 @@ class _Worker:
         info = self.client.last_rate_limit
         if info is None or info is self.observed:
             return
+        now_ns = time.monotonic_ns()
+        # One EVALSHA per execution would be the worker's costliest Redis call; the admissions
+        # already count Trident's own spending, the headers only add what others spent. So
+        # correct at most every _OBSERVE_INTERVAL_NS, and at once when the pool runs low.
+        if now_ns < self.next_observe_ns and info.remaining > info.limit // 10:
+            return
+        self.next_observe_ns = now_ns + _OBSERVE_INTERVAL_NS
         self.observed = info
         try:
             await self.budget.observe(info.limit, info.remaining, info.reset_ms)

@@ -31,6 +31,7 @@ class ReportPublisher:
         self._stream = stream
         self._maxlen = maxlen
         self._spool_path = spool_path
+        self._spooling = spool_path.exists()  # kept in memory: no stat() per report
         self._lock = asyncio.Lock()
 
     @property
@@ -45,7 +46,7 @@ class ReportPublisher:
         """True if the report reached the stream, False if it was spooled for replay."""
         fields = report_to_fields(report)
         async with self._lock:
-            if not self._spool_path.exists():
+            if not self._spooling:
                 try:
                     await self._xadd(fields)
                     return True
@@ -58,6 +59,7 @@ class ReportPublisher:
         """Send spooled reports in order; stops at the first failure. Returns how many were sent."""
         async with self._lock:
             if not self._spool_path.exists():
+                self._spooling = False
                 return 0
             entries = [json.loads(line) for line in self._spool_path.read_text().splitlines() if line]
             sent = 0
@@ -83,6 +85,7 @@ class ReportPublisher:
         await self._redis.xadd(self._stream, fields, maxlen=self._maxlen, approximate=True)
 
     def _append_to_spool(self, fields: dict[str, str]) -> None:
+        self._spooling = True
         self._spool_path.parent.mkdir(parents=True, exist_ok=True)
         with self._spool_path.open("a") as spool:
             spool.write(json.dumps(fields, separators=(",", ":")) + "\n")
@@ -92,6 +95,7 @@ class ReportPublisher:
     def _rewrite_spool(self, remaining: list[dict[str, str]]) -> None:
         if not remaining:
             self._spool_path.unlink(missing_ok=True)
+            self._spooling = False
             return
         tmp = self._spool_path.with_suffix(".tmp")
         tmp.write_text("".join(json.dumps(f, separators=(",", ":")) + "\n" for f in remaining))
