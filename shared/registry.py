@@ -9,8 +9,10 @@ lease's current token, so an owner that lost its lease (expired, then reclaimed)
 or extend someone else's. All lease times come from the Redis server's clock (``TIME``).
 
 Refusal reasons, first failing one wins: ``paused``, ``duplicate`` (this lease id is already
-live: a correlation id never runs twice at once), ``no_slot``, ``triangle_busy``, ``quote_busy``,
-``pair_busy``, ``stale`` (the book is older than the triangle's last trade), ``capital_cap``.
+live: a correlation id never runs twice at once), ``stale`` (the book is older than the
+triangle's last trade: a fact about the signal, so it outranks the reasons below, which depend on
+what else runs), ``no_slot``, ``triangle_busy``, ``quote_busy``, ``pair_busy``, ``capital_cap``,
+``rate_budget`` (with a rate budget: the triangle's exchange weight, taken in the same call).
 Redis errors (connection, or a malformed config value) propagate as ``redis`` exceptions.
 
 Operator settings: hash ``trident:{reg}:config``, read by every acquire, so a change binds the
@@ -67,7 +69,7 @@ from shared.ratebudget import BUDGET_LUA, RateBudget
 __all__ = ["LeaseRequest", "Grant", "Refusal", "RegistryConfig", "LeaseInfo", "Registry", "REFUSAL_REASONS"]
 
 REFUSAL_REASONS = (
-    "paused", "duplicate", "no_slot", "triangle_busy", "quote_busy", "pair_busy", "stale", "capital_cap",
+    "paused", "duplicate", "stale", "no_slot", "triangle_busy", "quote_busy", "pair_busy", "capital_cap",
     "rate_budget",
 )
 _MAX_PLACES = 18  # must match SCALE in lua/common.lua

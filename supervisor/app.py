@@ -30,6 +30,7 @@ from supervisor.health import RefusalTally, publish_status, withdraw_status
 from supervisor.inline import InlinePool
 from supervisor.metrics import MetricsServer, SupervisorMetrics
 from supervisor.server import SignalServer
+from worker.journal import Journal, journal_summary
 from worker.publish import ReportPublisher
 
 __all__ = ["Supervisor"]
@@ -181,12 +182,23 @@ class Supervisor:
     async def _on_lost(self, worker: int, correlation_ids: list[str], reason: str) -> None:
         for cid in correlation_ids:
             entry = self.admission.in_flight.pop(cid, None)
-            await self.publisher.publish(self._lost_report(cid, entry.triangle if entry else (), reason))
+            error = f"{reason}; {await self._legs_known_done(cid)}"
+            await self.publisher.publish(self._lost_report(cid, entry.triangle if entry else (), error))
             self.outcomes[Status.LOST] += 1
             if entry is not None:
                 self._spawn_release(cid, entry.token, 0)
         if not self.admission.in_flight:
             self._idle.set()
+
+    async def _legs_known_done(self, cid: str) -> str:
+        """What the execution journal says the dead worker's orders did (live executions only)."""
+        try:
+            fields = await Journal(self.redis).read(cid)
+        except (RedisError, OSError) as exc:
+            return f"journal unreadable ({exc}): resolve its orders by clientOid"
+        if not fields:
+            return "no journal: no order was placed (paper executions place none)"
+        return "journal: " + (journal_summary(fields) or "no order started")
 
     def _lost_report(self, cid: str, triangle: tuple[str, ...], reason: str) -> ExecutionReport:
         now_ms = int(time.time() * 1000)

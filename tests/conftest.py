@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +18,7 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
+from sim.server import RunningSimulator, start_simulator
 from supervisor.embedded_redis import EmbeddedRedis, find_redis_server
 
 
@@ -144,3 +147,19 @@ def trident_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callab
     yield start
     for process in started:
         process.terminate_group()
+
+
+@pytest.fixture
+async def simulator() -> AsyncIterator[RunningSimulator]:
+    """The KuCoin-compatible simulator on an ephemeral loopback port, with its default markets."""
+    running = await start_simulator()
+    yield running
+    await running.stop()
+
+
+@pytest.fixture
+def workdir() -> Iterator[Path]:
+    """A short private directory: Unix socket paths are limited to ~108 bytes, pytest's can exceed it."""
+    path = Path(tempfile.mkdtemp(prefix="tri-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)

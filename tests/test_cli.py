@@ -19,7 +19,7 @@ import redis
 
 from shared.codec import encode_frame
 from sim.config import DEMO_API_KEY, DEMO_API_PASSPHRASE, DEMO_API_SECRET
-from sim.server import RunningSimulator, start_simulator
+from sim.server import RunningSimulator
 from supervisor.cli import main
 from supervisor.send import read_signals
 from tests.e2e import wait_until
@@ -50,13 +50,6 @@ def test_run_without_credentials_refuses_to_start_with_one_clear_error(
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "TRIDENT_API_KEY" in err
     assert not Path("/tmp/never-created.sock").exists()
-
-
-@pytest.fixture
-async def simulator() -> RunningSimulator:
-    running = await start_simulator()
-    yield running
-    await running.stop()
 
 
 async def test_run_and_send_as_subprocesses_then_sigterm_stops_cleanly(

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from shared.codec import encode_frame
-from sim.server import RunningSimulator, start_simulator
+from sim.server import RunningSimulator
 from supervisor.app import Supervisor
 from supervisor.embedded_redis import EmbeddedRedis
 from supervisor.send import send_frames
@@ -109,13 +109,6 @@ def cli(redis_url: str, redis_server: EmbeddedRedis, tmp_path: Path) -> Cli:
         return out.decode()
 
     return run
-
-
-@pytest.fixture
-async def simulator() -> AsyncIterator[RunningSimulator]:
-    running = await start_simulator()
-    yield running
-    await running.stop()
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from shared.codec import encode_frame
-from sim.server import RunningSimulator, start_simulator
+from sim.server import RunningSimulator
 from supervisor.app import Supervisor
 from supervisor.health import FleetMember, fleet_problems
 from supervisor.send import send_frames
@@ -26,13 +26,6 @@ async def ctl(redis_url: str, *args: str) -> tuple[int, str]:
     )
     out, _ = await proc.communicate()
     return proc.returncode, out.decode()
-
-
-@pytest.fixture
-async def simulator() -> AsyncIterator[RunningSimulator]:
-    running = await start_simulator()
-    yield running
-    await running.stop()
 
 
 @pytest.fixture

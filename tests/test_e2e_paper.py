@@ -8,11 +8,10 @@ import signal as signals
 from collections import Counter
 from pathlib import Path
 
-import pytest
 
 from shared.codec import HEADER, encode_frame, encode_json_line
 from shared.registry import Registry
-from sim.server import RunningSimulator, start_simulator
+from sim.server import RunningSimulator
 from supervisor.send import send_frames
 from tests.e2e import (
     e2e_settings,
@@ -24,20 +23,6 @@ from tests.e2e import (
     wait_until,
 )
 from worker.execute import client_oid
-
-@pytest.fixture
-async def simulator() -> RunningSimulator:
-    running = await start_simulator()
-    yield running
-    await running.stop()
-
-
-@pytest.fixture
-def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    # Unix socket paths are limited to ~108 bytes; pytest's tmp_path can be longer
-    import tempfile
-
-    return Path(tempfile.mkdtemp(prefix="tri-"))
 
 
 async def _set_config(redis_url: str, **fields: object) -> None:
@@ -158,4 +143,5 @@ async def test_killed_worker_reports_lost_releases_and_is_replaced(
         await supervisor.wait_idle(10)
     statuses = {r.correlation_id: (r.status, r.error) for r in await stream_reports(redis_url)}
     assert statuses["kill-1"][0] == "lost" and "exited" in statuses["kill-1"][1]
+    assert "no order was placed" in statuses["kill-1"][1]  # paper: order tests only, no journal
     assert statuses["kill-2"] == ("filled", "")

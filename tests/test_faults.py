@@ -12,10 +12,9 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
-import pytest
 
 from shared.codec import encode_frame
-from sim.server import RunningSimulator, start_simulator
+from sim.server import RunningSimulator
 from supervisor.app import Supervisor
 from supervisor.send import send_frames
 from tests.e2e import e2e_settings, fresh_signal, markets_of, restamped, running_supervisor, stream_reports
@@ -32,13 +31,6 @@ FAULTS = [
     ({"reject": {"next_n": 1, "code": "400100"}}, "KuCoin 400100:", "400100"),
     ({"hang": {"next_n": 1, "path": ORDER_TEST}}, "TimeoutError", None),
 ]
-
-
-@pytest.fixture
-async def simulator() -> RunningSimulator:
-    running = await start_simulator()
-    yield running
-    await running.stop()
 
 
 async def _run_one(supervisor: Supervisor, signal: dict) -> None:

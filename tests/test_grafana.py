@@ -14,17 +14,15 @@ import re
 import socket
 import tempfile
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
-import pytest
 import redis.asyncio as aioredis
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from shared.codec import encode_frame
-from sim.server import RunningSimulator, start_simulator
+from sim.server import RunningSimulator
 from supervisor.send import send_frames
 from tests.e2e import e2e_settings, fresh_signal, markets_of, restamped, running_supervisor, stream_reports
 
@@ -142,13 +140,6 @@ def check_panel(panel: dict, frame: Frame) -> None:
                 continue
             assert field_type == "number", f"{title}: plots {name!r}, typed {field_type}"
     assert all(values for _, values in fields.values()), f"{title}: no data"
-
-
-@pytest.fixture
-async def simulator() -> AsyncIterator[RunningSimulator]:
-    running = await start_simulator()
-    yield running
-    await running.stop()
 
 
 def free_port() -> int:

@@ -17,13 +17,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
 import redis.asyncio as aioredis
 
 from shared import keys
 from shared.codec import HEADER, encode_frame
 from shared.registry import Registry
-from sim.server import RunningSimulator, start_simulator
+from sim.server import RunningSimulator
 from tests.conftest import TridentProcess, trident_env
 from tests.e2e import fresh_signal, markets_of, restamped
 
@@ -33,13 +32,6 @@ IDLE_CONNECTIONS = 1000
 LATENCY_RATIO = 10  # generous: the attacker shares two cores with the supervisor, worker and simulator
 RSS_GROWTH_MB = 48
 TRIANGLES = (0, 2, 3, 4, 5, 6, 7)  # distinct triangle ids, so back-to-back signals never wait on a lease
-
-
-@pytest.fixture
-async def simulator() -> RunningSimulator:
-    running = await start_simulator()
-    yield running
-    await running.stop()
 
 
 def _rss_mb(pid: int) -> float:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from collections import Counter
 from pathlib import Path
 
@@ -12,23 +11,11 @@ import pytest
 from shared.codec import encode_frame
 from shared.registry import Registry
 from shared.settings import load_settings
-from sim.server import RunningSimulator, start_simulator
+from sim.server import RunningSimulator
 from supervisor.inline import InlinePool
 from supervisor.send import send_frames
 from tests.e2e import e2e_settings, fresh_signal, markets_of, restamped, running_supervisor, stream_reports
 from worker.execute import client_oid
-
-
-@pytest.fixture
-async def simulator() -> RunningSimulator:
-    running = await start_simulator()
-    yield running
-    await running.stop()
-
-
-@pytest.fixture
-def workdir() -> Path:
-    return Path(tempfile.mkdtemp(prefix="tri-"))  # Unix socket paths must stay short
 
 
 def test_zero_workers_is_a_valid_setting() -> None:

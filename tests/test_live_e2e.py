@@ -6,38 +6,24 @@ balances plus everything the reports on the stream say the account did, to the l
 
 from __future__ import annotations
 
-import tempfile
 import time
 from collections import defaultdict
 from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 
-import pytest
 import redis.asyncio as aioredis
 
 from shared.channel import Job
 from shared.codec import encode_frame
 from shared.registry import Registry
 from shared.report import ExecutionReport, Status
-from sim.server import RunningSimulator, start_simulator
+from sim.server import RunningSimulator
 from supervisor.send import send_frames
 from tests.e2e import e2e_settings, fresh_signal, markets_of, restamped, running_supervisor, stream_reports, wait_until
 from worker.execute import client_oid
 from worker.journal import Journal
 from worker.live import unwind_client_oid
-
-
-@pytest.fixture
-async def simulator() -> RunningSimulator:
-    running = await start_simulator()
-    yield running
-    await running.stop()
-
-
-@pytest.fixture
-def workdir() -> Path:
-    return Path(tempfile.mkdtemp(prefix="tri-live-"))  # short: Unix socket paths are limited
 
 
 def live(signal: dict) -> dict:

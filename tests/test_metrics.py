@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import socket
 import tempfile
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -14,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from shared.channel import Done, decode_message
 from shared.codec import encode_frame
 from shared.settings import SettingsError, load_settings
-from sim.server import RunningSimulator, start_simulator
+from sim.server import RunningSimulator
 from supervisor.metrics import SupervisorMetrics
 from supervisor.send import send_frames
 from tests.e2e import e2e_settings, fresh_signal, markets_of, restamped, running_supervisor, stream_reports
@@ -36,13 +35,6 @@ def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
         for family in text_string_to_metric_families(text)
         for sample in family.samples
     }
-
-
-@pytest.fixture
-async def simulator() -> AsyncIterator[RunningSimulator]:
-    running = await start_simulator()
-    yield running
-    await running.stop()
 
 
 async def scrape(address: str) -> tuple[str, str]:

@@ -12,9 +12,8 @@ import json
 import os
 import signal as signals
 import sys
-import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -25,7 +24,7 @@ import redis.asyncio as aioredis
 from shared import keys
 from shared.codec import encode_frame
 from sim.config import DEMO_API_KEY, DEMO_API_PASSPHRASE, DEMO_API_SECRET
-from sim.server import RunningSimulator, start_simulator
+from sim.server import RunningSimulator
 from supervisor.app import Supervisor
 from supervisor.send import send_frames
 from tests.e2e import e2e_settings, fresh_signal, markets_of, restamped, running_supervisor, stream_reports
@@ -40,18 +39,6 @@ class Remote:
     process: asyncio.subprocess.Process
     socket_path: str
     name: str = ""
-
-
-@pytest.fixture
-async def simulator() -> AsyncIterator[RunningSimulator]:
-    running = await start_simulator()
-    yield running
-    await running.stop()
-
-
-@pytest.fixture
-def workdir() -> Iterator[Path]:
-    yield Path(tempfile.mkdtemp(prefix="tri-mh-"))
 
 
 @pytest.fixture

@@ -17,26 +17,18 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-import pytest
 import redis.asyncio as aioredis
 
 from shared import keys
 from shared.codec import encode_frame
 from shared.registry import Registry
-from sim.server import RunningSimulator, start_simulator
+from sim.server import RunningSimulator
 from supervisor.app import Supervisor
 from supervisor.embedded_redis import EmbeddedRedis
 from supervisor.send import send_frames
 from tests.e2e import e2e_settings, fresh_signal, markets_of, restamped, running_supervisor, stream_reports
 
 LEASE_TTL_MS = 1500
-
-
-@pytest.fixture
-async def simulator() -> RunningSimulator:
-    running = await start_simulator()
-    yield running
-    await running.stop()
 
 
 async def _send(supervisor: Supervisor, signals: list[dict]) -> None:

@@ -4,11 +4,9 @@
 from __future__ import annotations
 
 import asyncio
-import tempfile
 from collections import Counter
 from pathlib import Path
 
-import pytest
 import redis.asyncio as aioredis
 
 from shared import keys
@@ -118,11 +116,6 @@ async def test_when_our_window_is_over_the_exchanges_current_one_is_adopted(redi
 
 
 # --- the service ---------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def workdir() -> Path:
-    return Path(tempfile.mkdtemp(prefix="tri-rb-"))  # short: Unix socket paths are limited
 
 
 async def _small_pool_simulator(spot_limit: int) -> RunningSimulator:

@@ -140,11 +140,11 @@ async def test_refusal_reasons_come_in_the_documented_order(registry: Registry) 
     steps = [
         ("paused", lambda: registry.set_config(paused=False), {}),
         ("duplicate", None, {"lease_id": "B"}),
+        ("stale", None, {"book_ts_ms": 5_000}),  # equal to the last trade is not older
         ("no_slot", lambda: registry.set_config(slots=5), {}),
         ("triangle_busy", None, {"pairs": TRI_C}),  # TRI_C shares quote USDT and pair ETH-USDT
         ("quote_busy", lambda: registry.set_config(enforce_same_quote=False), {}),
         ("pair_busy", lambda: registry.set_config(enforce_pair=False), {}),
-        ("stale", None, {"book_ts_ms": 5_000}),  # equal to the last trade is not older
         ("capital_cap", None, {"notional": "9"}),  # 1 in use + 9 == cap 10 is allowed
     ]
     for reason, fix_config, fix_probe in steps:

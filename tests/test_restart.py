@@ -14,13 +14,12 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
 import redis.asyncio as aioredis
 
 from shared import keys
 from shared.codec import encode_frame
 from shared.registry import Registry
-from sim.server import RunningSimulator, start_simulator
+from sim.server import RunningSimulator
 from supervisor.send import send_frames
 from tests.conftest import TridentProcess, trident_env
 from tests.e2e import fresh_signal, markets_of, restamped, stream_reports
@@ -28,13 +27,6 @@ from worker.execute import client_oid
 
 LEASE_TTL_MS = 4000  # longer than the slowest execution here (one order-test round trip, 1 s timeout)
 HTTP_TIMEOUT_S = 1.0
-
-
-@pytest.fixture
-async def simulator() -> RunningSimulator:
-    running = await start_simulator()
-    yield running
-    await running.stop()
 
 
 async def _refusals(client: aioredis.Redis, process: TridentProcess) -> Counter[str]:

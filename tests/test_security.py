@@ -191,13 +191,6 @@ def secured_redis() -> Iterator[SecuredRedis]:
     server.kill()
 
 
-@pytest.fixture
-async def simulator() -> RunningSimulator:
-    running = await start_simulator()
-    yield running
-    await running.stop()
-
-
 async def test_the_service_runs_as_an_acl_user_confined_to_trident_keys(
     secured_redis: SecuredRedis, simulator: RunningSimulator
 ) -> None:

@@ -23,7 +23,7 @@ import redis.asyncio as aioredis
 
 from shared.keys import JOURNAL_PREFIX
 
-__all__ = ["Journal", "journal_key"]
+__all__ = ["Journal", "journal_key", "journal_summary"]
 
 DEFAULT_TTL_S = 7 * 24 * 3600
 
@@ -74,3 +74,28 @@ class Journal:
         raw = await self._redis.hgetall(journal_key(correlation_id))
         return {key.decode() if isinstance(key, bytes) else key: value.decode() if isinstance(value, bytes) else value
                 for key, value in raw.items()}
+
+
+_ORDER_PREFIXES = ("leg0_", "leg1_", "leg2_", "unwind1_", "unwind2_")
+
+
+def journal_summary(fields: Mapping[str, str]) -> str:
+    """One line of what a journal says each order did, for the `lost` report of a dead worker.
+
+    Orders still `placing` or `unknown` are named with their clientOid: they must be resolved by
+    querying it (never by placing again).
+    """
+    parts = []
+    for prefix in _ORDER_PREFIXES:
+        state = fields.get(prefix + "state")
+        if state is None:
+            continue
+        order = f"{prefix[:-1]} {fields.get(prefix + 'side', '')} {fields.get(prefix + 'pair', '')} {state}"
+        if state == "done":
+            order += (f" filled_size={fields.get(prefix + 'filled_size', '')}"
+                      f" filled_funds={fields.get(prefix + 'filled_funds', '')}"
+                      f" fee={fields.get(prefix + 'fee', '')} {fields.get(prefix + 'fee_currency', '')}".rstrip())
+        elif state in ("placing", "unknown"):
+            order += f" (resolve clientOid {fields.get(prefix + 'client_oid', '')})"
+        parts.append(order)
+    return "; ".join(parts)

@@ -3,7 +3,7 @@
 -- string), book_ts_ms, owner, and the exchange weight to take from the rate budget with that
 -- budget's limit and window_ms (weight 0: no budget).
 -- Returns {1, fencing_token} or {0, reason}; reasons are checked in this order:
--- paused, duplicate, no_slot, triangle_busy, quote_busy, pair_busy, stale, capital_cap,
+-- paused, duplicate, stale, no_slot, triangle_busy, quote_busy, pair_busy, capital_cap,
 -- rate_budget (then {0, 'rate_budget', ms until the refill}). The budget comes last so an
 -- isolation refusal spends no weight, and it shares this one round trip with the lease.
 local lease_id, ttl_ms, triangle, quote = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
@@ -16,6 +16,12 @@ drop_expired(now)
 local config = redis.call('HMGET', K_CONFIG, 'paused', 'slots', 'enforce_same_quote', 'enforce_pair', 'cap:' .. quote)
 if flag(config[1], false) then return {0, 'paused'} end
 if redis.call('ZSCORE', K_LEASES, lease_id) then return {0, 'duplicate'} end
+-- Staleness is a fact about the signal itself, so it is reported before any refusal that only
+-- depends on what else happens to be running.
+if book_ts_ms > 0 then
+  local last_trade_ms = tonumber(redis.call('HGET', K_LAST, triangle) or '0')
+  if last_trade_ms > 0 and book_ts_ms < last_trade_ms then return {0, 'stale'} end
+end
 
 local slots = tonumber(config[2] or '4')
 if not slots or slots ~= math.floor(slots) then
@@ -34,11 +40,6 @@ if flag(config[4], true) then
   for i = 1, #pair_list do
     if pair_holders[i] then return {0, 'pair_busy'} end
   end
-end
-
-if book_ts_ms > 0 then
-  local last_trade_ms = tonumber(redis.call('HGET', K_LAST, triangle) or '0')
-  if last_trade_ms > 0 and book_ts_ms < last_trade_ms then return {0, 'stale'} end
 end
 
 local in_use = limbs_add(capital_in_use(quote), amount_to_limbs(notional, 'notional'))
