@@ -3,7 +3,7 @@
 This is the seed's single-process shape, kept as a pool so the supervisor needs no second code
 path: `InlinePool` has `WorkerPool`'s interface (`start`, `stop`, `pick`, `dispatch`, `cancel`,
 `alive`, `workers`, `respawns`, `wait_alive`) and runs jobs with the very executor a worker
-process runs (`worker.main`'s `_Worker`), whose channel here is a plain call back into the pool.
+process runs (`worker.main`'s `Worker`), whose channel here is a plain call back into the pool.
 It saves the supervisor→worker hop and a process wake-up per signal, at the price of sharing
 one core between intake and execution: `bench/` measures both shapes side by side.
 """
@@ -26,7 +26,7 @@ from shared.settings import Settings
 from worker.kucoin.rest import KucoinRest
 from worker.kucoin.session import make_session
 from worker.live import LiveRuntime, open_live_runtime
-from worker.main import WorkerSpec, _keepalive, _Worker  # the worker's own executor, not a copy of it
+from worker.main import WorkerSpec, keepalive, Worker  # the worker's own executor, not a copy of it
 from worker.publish import ReportPublisher
 
 __all__ = ["InlineExecutor", "InlinePool"]
@@ -75,7 +75,7 @@ class InlinePool:
         self._host = host
         self._on_done = on_done
         self._executor = InlineExecutor()
-        self._worker: _Worker | None = None
+        self._worker: Worker | None = None
         self._live: LiveRuntime | None = None
         self._background: list[asyncio.Task[None]] = []
         self._close: list[Callable[[], Awaitable[None]]] = []
@@ -110,12 +110,12 @@ class InlinePool:
         except Exception as exc:  # as a worker does: start anyway, the first order reconnects
             log.warning("exchange_unreachable_at_start", error=str(exc))
         spec = WorkerSpec(self._executor.index, settings, self._host)
-        worker = _Worker(spec, _CallbackChannel(self._deliver), client, publisher, budget)  # type: ignore[arg-type]
+        worker = Worker(spec, _CallbackChannel(self._deliver), client, publisher, budget)  # type: ignore[arg-type]
         if settings.mode == "live":
             self._live = worker.live = await open_live_runtime(client, session, redis, settings)
         self._worker = worker
         self._background = [
-            asyncio.create_task(_keepalive(pinger, settings)),
+            asyncio.create_task(keepalive(pinger, settings)),
             asyncio.create_task(publisher.run_replayer()),
         ]
         log.info("inline_executor_ready", pid=self._executor.pid)

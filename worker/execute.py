@@ -21,7 +21,7 @@ from worker.kucoin.errors import KucoinError
 from worker.kucoin.rest import KucoinRest
 from worker.paper import PaperAbort, simulate_triangle
 
-__all__ = ["ExecutionContext", "client_oid", "execute_paper"]
+__all__ = ["ExecutionContext", "Timeline", "book_top", "client_oid", "execute_paper", "ms_since"]
 
 _D0 = Decimal(0)
 
@@ -42,7 +42,8 @@ def client_oid(correlation_id: str, leg: int) -> str:
     return f"t{digest}-{leg}"
 
 
-def _book_top(book: Book) -> BookTop:
+def book_top(book: Book) -> BookTop:
+    """The seed's per-leg book top for reports (zeros for an empty side)."""
     ask, bid = book.best_ask, book.best_bid
     return BookTop(
         ask_px=ask.price if ask else _D0,
@@ -52,11 +53,12 @@ def _book_top(book: Book) -> BookTop:
     )
 
 
-def _ms_since(start_ns: int, now_ns: int) -> float:
+def ms_since(start_ns: int, now_ns: int) -> float:
+    """Monotonic nanoseconds to milliseconds, rounded as reports carry them (µs resolution)."""
     return round((now_ns - start_ns) / 1e6, 3)
 
 
-class _Timeline:
+class Timeline:
     """The seed's timing breakdown: steps in ms relative to the supervisor reading the frame."""
 
     def __init__(self, signal: Signal, received_ms: int, received_ns: int) -> None:
@@ -74,7 +76,7 @@ class _Timeline:
         self.steps.append(("signal_received", 0.0))
 
     def mark(self, step: str, now_ns: int | None = None) -> float:
-        elapsed = _ms_since(self.received_ns, now_ns if now_ns is not None else time.monotonic_ns())
+        elapsed = ms_since(self.received_ns, now_ns if now_ns is not None else time.monotonic_ns())
         self.steps.append((step, elapsed))
         return elapsed
 
@@ -96,8 +98,8 @@ async def execute_paper(
     cancelled: Callable[[], bool] = lambda: False,
 ) -> ExecutionReport:
     """Run one paper triangle to its single report; never raises for exchange or model outcomes."""
-    timeline = _Timeline(signal, received_ms, received_ns)
-    book_tops = tuple(_book_top(book) for book in signal.books)
+    timeline = Timeline(signal, received_ms, received_ns)
+    book_tops = tuple(book_top(book) for book in signal.books)
 
     def report(status: Status, error: str = "", outcome: object = None, first_order_ms: float = 0.0) -> ExecutionReport:
         total_ms = timeline.mark("execution_complete")
@@ -133,7 +135,7 @@ async def execute_paper(
     if cancelled():
         return report(Status.ABORTED, "cancelled")
     fired_ns = time.monotonic_ns()
-    first_order_ms = _ms_since(received_ns, fired_ns)
+    first_order_ms = ms_since(received_ns, fired_ns)
     for index in range(3):
         timeline.mark(f"leg{index}_order_fired", fired_ns)
     results = await asyncio.gather(
@@ -147,7 +149,7 @@ async def execute_paper(
             return report(Status.FAILED, _describe_failure(index, result), first_order_ms=first_order_ms)
         order_id, answered_ns = result
         order_ids.append(order_id)
-        latencies.append(_ms_since(fired_ns, answered_ns))
+        latencies.append(ms_since(fired_ns, answered_ns))
         timeline.mark(f"leg{index}_fill_received", answered_ns)
     if cancelled():
         return report(Status.ABORTED, "cancelled", first_order_ms=first_order_ms)

@@ -38,7 +38,7 @@ from shared.report import EdgeBreakdown, ExecutionReport, LegFill, Status, Unwin
 from shared.settings import Settings
 from shared.signal import Leg, Signal
 from worker.attribution import attribute, snapshot_prices
-from worker.execute import ExecutionContext, _book_top, _ms_since, _Timeline, client_oid
+from worker.execute import ExecutionContext, book_top, ms_since, Timeline, client_oid
 from worker.journal import Journal
 from worker.kucoin.models import Order
 from worker.kucoin.rest import KucoinRest
@@ -109,7 +109,7 @@ def _leg_fill(index: int, outcome: OrderOutcome, order: Order) -> LegFill:
         leg=index, pair=spec.pair, side=spec.side, order_id=order.id, input_currency=input_currency,
         output_currency=output_currency, spent=spent, received=received, filled_size=order.deal_size,
         filled_funds=order.deal_funds, avg_price=order.deal_funds / order.deal_size if order.deal_size else _ZERO,
-        fee=fee, fee_currency=fee_currency, latency_ms=_ms_since(outcome.fired_ns, outcome.settled_ns),
+        fee=fee, fee_currency=fee_currency, latency_ms=ms_since(outcome.fired_ns, outcome.settled_ns),
     )
 
 
@@ -160,7 +160,7 @@ class _LiveTriangle:
         self.runtime = runtime
         self.context = context
         self.received_ms = received_ms
-        self.timeline = _Timeline(signal, received_ms, received_ns)
+        self.timeline = Timeline(signal, received_ms, received_ns)
         self.cancelled = cancelled
         self.cid = signal.correlation_id
         self.fills: list[LegFill] = []
@@ -303,7 +303,7 @@ class _LiveTriangle:
             ts_ms=int(time.time() * 1000), book_ts_ms=signal.book_ts_ms, signal_ts_ms=signal.ts_ms,
             received_ts_ms=self.received_ms, first_order_ms=self.first_order_ms, total_ms=total_ms, error=error,
             worker=self.context.worker, host=self.context.host, fills=tuple(fills),
-            book_tops=tuple(_book_top(book) for book in signal.books), timings=tuple(self.timeline.steps),
+            book_tops=tuple(book_top(book) for book in signal.books), timings=tuple(self.timeline.steps),
             edge=edge, unwinds=tuple(self.unwinds),
         )
 

@@ -38,7 +38,10 @@ from worker.kucoin.session import make_session
 from worker.live import LiveRuntime, execute_live, open_live_runtime
 from worker.publish import ReportPublisher
 
-__all__ = ["WorkerSpec", "worker_main", "spool_path", "exchange_error_code", "HEALTH_INTERVAL_S", "HEALTH_TTL_MS"]
+__all__ = [
+    "WorkerSpec", "Worker", "worker_main", "keepalive", "spool_path", "exchange_error_code", "HEALTH_INTERVAL_S",
+    "HEALTH_TTL_MS",
+]
 
 log = structlog.get_logger(__name__)
 _D0 = Decimal(0)
@@ -65,7 +68,13 @@ def spool_path(settings: Settings, index: int) -> Path:
     return Path(settings.spool_dir) / f"worker-{index}.spool"
 
 
-class _Worker:
+class Worker:
+    """The executor of one worker process (or of the supervisor itself, inline): many jobs at once.
+
+    It owns nothing the process does not: the channel (or the inline pool's stand-in), the warm
+    client, the report publisher; every job it takes ends in exactly one report and one `Done`.
+    """
+
     def __init__(
         self, spec: WorkerSpec, channel: Channel, client: KucoinRest, publisher: ReportPublisher, budget: RateBudget
     ) -> None:
@@ -182,7 +191,7 @@ def _done_message(report: ExecutionReport) -> Done:
                 *legs, exchange_error_code(report.error))
 
 
-async def _write_health(redis: aioredis.Redis, key: str, worker: _Worker) -> None:
+async def _write_health(redis: aioredis.Redis, key: str, worker: Worker) -> None:
     while True:
         try:
             await redis.set(key, worker.health_line(), px=HEALTH_TTL_MS)
@@ -203,7 +212,7 @@ def _failure(job: Job, context: ExecutionContext, error: str) -> ExecutionReport
     )
 
 
-async def _keepalive(client: KucoinRest, settings: Settings) -> None:
+async def keepalive(client: KucoinRest, settings: Settings) -> None:
     """Keep the connection to the exchange warm, as the seed did: an idle socket costs a handshake."""
     while True:
         await asyncio.sleep(settings.keepalive_s)
@@ -232,7 +241,7 @@ async def worker_main(spec: WorkerSpec, sock: socket.socket) -> None:
     pinger = KucoinRest(session, settings.exchange_url, timeout_s=settings.http_timeout_s)
     publisher = ReportPublisher(redis, settings.report_stream, settings.report_maxlen, spool_path(settings, spec.index))
     background = [
-        asyncio.create_task(_keepalive(pinger, settings)),
+        asyncio.create_task(keepalive(pinger, settings)),
         asyncio.create_task(publisher.run_replayer()),
     ]
     live: LiveRuntime | None = None
@@ -242,7 +251,7 @@ async def worker_main(spec: WorkerSpec, sock: socket.socket) -> None:
         except Exception as exc:
             log.warning("exchange_unreachable_at_start", error=str(exc))
         budget = RateBudget(redis, limit=settings.rate_budget_limit, window_ms=settings.rate_budget_window_ms)
-        worker = _Worker(spec, channel, client, publisher, budget)
+        worker = Worker(spec, channel, client, publisher, budget)
         if settings.mode == "live":  # the private WebSocket opens before the worker says Hello
             live = worker.live = await open_live_runtime(client, session, redis, settings)
         # the supervisor is this process's parent (aiomultiprocess spawns it), named host:pid
