@@ -17,16 +17,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import socket
 import subprocess
 import sys
 import time
 from decimal import Decimal
 from typing import Any
 
-import aiohttp
 
 from bench.common import LatencySummary, host_info, markdown_table, write_json
+from bench.stack import free_port, wait_http
 from sim.config import DEMO_CREDENTIALS
 from worker.kucoin.rest import KucoinRest
 from worker.kucoin.session import make_session
@@ -37,25 +36,6 @@ __all__ = ["main"]
 _SYMBOL = "BTC-USDT"
 _BUY_FUNDS = Decimal("20")
 _SELL_SIZE = Decimal("0.0002")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-async def _wait_ready(session: aiohttp.ClientSession, url: str, timeout_s: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            async with session.get(url + "/api/v1/timestamp") as response:
-                if response.status == 200:
-                    return
-        except aiohttp.ClientError:
-            if time.monotonic() > deadline:
-                raise
-        await asyncio.sleep(0.05)  # start-up poll: the simulator gives no readiness signal
 
 
 def _amount(index: int) -> dict[str, Decimal]:
@@ -83,14 +63,14 @@ async def _ws_leg(rest: KucoinRest, ws: PrivateWs, oid: str, index: int) -> int:
 
 
 async def _measure(orders: int, latency_ms: float) -> list[LatencySummary]:
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     sim = subprocess.Popen([sys.executable, "-m", "sim", "--port", str(port), "--latency-ms", str(latency_ms),
                             "--spot-limit", "1000000000"], stdout=subprocess.DEVNULL)
     try:
         session = make_session(10.0)
         async with session:
-            await _wait_ready(session, url)
+            await wait_http(url)
             async with session.post(url + "/_sim/ws/knobs", json={"delay_ms": latency_ms}) as response:
                 response.raise_for_status()
             rest = KucoinRest(session, url, DEMO_CREDENTIALS)

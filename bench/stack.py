@@ -34,19 +34,21 @@ from shared import keys
 from sim.config import DEMO_API_KEY, DEMO_API_PASSPHRASE, DEMO_API_SECRET
 from supervisor.embedded_redis import EmbeddedRedis
 
-__all__ = ["Stack", "SupervisorProcess", "open_stack", "cpu_seconds", "status_counts"]
+__all__ = ["Stack", "SupervisorProcess", "open_stack", "cpu_seconds", "status_counts", "free_port", "wait_http"]
 
 _UNLIMITED = "1000000000"
 _STOP_TIMEOUT_S = 15
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A loopback TCP port nobody is listening on (for a simulator started in another process)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
 
-async def _wait_http(url: str, timeout_s: float = 20.0) -> None:
+async def wait_http(url: str, timeout_s: float = 20.0) -> None:
+    """Wait until a simulator at `url` answers its timestamp endpoint."""
     deadline = time.monotonic() + timeout_s
     async with aiohttp.ClientSession() as session:
         while True:
@@ -81,7 +83,7 @@ async def open_stack(coins: int) -> AsyncIterator[Stack]:
     temporary directory, all removed when the block ends."""
     workdir = Path(tempfile.mkdtemp(prefix="trident-bench-"))  # short: Unix socket paths live here
     markets = write_bench_markets(workdir / "markets.json", coins)
-    port = _free_port()
+    port = free_port()
     simulator = subprocess.Popen(
         [sys.executable, "-m", "sim", "--port", str(port), "--markets", str(markets), "--spot-limit", _UNLIMITED],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -91,7 +93,7 @@ async def open_stack(coins: int) -> AsyncIterator[Stack]:
             client = syncredis.Redis.from_url(redis_server.url)
             redis_pid = int(client.info("server")["process_id"])
             client.close()
-            await _wait_http(f"http://127.0.0.1:{port}")
+            await wait_http(f"http://127.0.0.1:{port}")
             yield Stack(workdir, redis_server, redis_pid, f"http://127.0.0.1:{port}", simulator)
     finally:
         simulator.send_signal(signals.SIGTERM)
