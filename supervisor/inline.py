@@ -17,17 +17,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import redis.asyncio as aioredis
 import structlog
 
 from shared.channel import Done, Job, Message
-from shared.ratebudget import RateBudget
 from shared.settings import Settings
-from worker.kucoin.rest import KucoinRest
-from worker.kucoin.session import make_session
 from worker.live import LiveRuntime, open_live_runtime
-from worker.main import WorkerSpec, keepalive, Worker  # the worker's own executor, not a copy of it
-from worker.publish import ReportPublisher
+from worker.main import ExecutorResources, Worker, WorkerSpec  # the worker's own executor, not a copy
 
 __all__ = ["InlineExecutor", "InlinePool"]
 
@@ -78,7 +73,7 @@ class InlinePool:
         self._worker: Worker | None = None
         self._live: LiveRuntime | None = None
         self._background: list[asyncio.Task[None]] = []
-        self._close: list[Callable[[], Awaitable[None]]] = []
+        self._resources: ExecutorResources | None = None
         self.respawns = 0
 
     @property
@@ -93,31 +88,17 @@ class InlinePool:
         """Open what `worker.main.worker_main` opens (session, clients, Redis, live runtime in live
         mode) and warm the exchange connection."""
         settings = self._settings
-        session = make_session(settings.http_timeout_s)
-        redis = aioredis.Redis.from_url(
-            settings.redis_url, socket_timeout=settings.redis_timeout_s, socket_connect_timeout=settings.redis_timeout_s
-        )
-        self._close = [session.close, redis.aclose]
-        client = KucoinRest(session, settings.exchange_url, settings.credentials, timeout_s=settings.http_timeout_s)
-        pinger = KucoinRest(session, settings.exchange_url, timeout_s=settings.http_timeout_s)  # public pool only
-        publisher = ReportPublisher(
-            redis, settings.report_stream, settings.report_maxlen, Path(settings.spool_dir) / "inline.spool"
-        )
-        budget = RateBudget(redis, limit=settings.rate_budget_limit, window_ms=settings.rate_budget_window_ms)
-        try:
-            async with asyncio.timeout(ready_timeout_s):
-                await pinger.server_time()
-        except Exception as exc:  # as a worker does: start anyway, the first order reconnects
-            log.warning("exchange_unreachable_at_start", error=str(exc))
+        resources = ExecutorResources(settings, Path(settings.spool_dir) / "inline.spool")
+        self._resources = resources
+        await resources.warm(ready_timeout_s)
         spec = WorkerSpec(self._executor.index, settings, self._host)
-        worker = Worker(spec, _CallbackChannel(self._deliver), client, publisher, budget)  # type: ignore[arg-type]
+        worker = Worker(spec, _CallbackChannel(self._deliver), resources.client, resources.publisher,  # type: ignore[arg-type]
+                        resources.budget)
         if settings.mode == "live":
-            self._live = worker.live = await open_live_runtime(client, session, redis, settings)
+            self._live = worker.live = await open_live_runtime(resources.client, resources.session, resources.redis,
+                                                               settings)
         self._worker = worker
-        self._background = [
-            asyncio.create_task(keepalive(pinger, settings)),
-            asyncio.create_task(publisher.run_replayer()),
-        ]
+        self._background = resources.background()
         log.info("inline_executor_ready", pid=self._executor.pid)
 
     async def wait_alive(self, count: int, timeout_s: float) -> None:
@@ -163,5 +144,5 @@ class InlinePool:
             await worker.publisher.replay()
         if self._live is not None:
             await self._live.close()
-        for close in self._close:
-            await close()
+        if self._resources is not None:
+            await self._resources.close()

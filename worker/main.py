@@ -39,7 +39,7 @@ from worker.live import LiveRuntime, execute_live, open_live_runtime
 from worker.publish import ReportPublisher
 
 __all__ = [
-    "WorkerSpec", "Worker", "worker_main", "keepalive", "spool_path", "exchange_error_code", "HEALTH_INTERVAL_S",
+    "WorkerSpec", "Worker", "ExecutorResources", "worker_main", "keepalive", "spool_path", "exchange_error_code", "HEALTH_INTERVAL_S",
     "HEALTH_TTL_MS",
 ]
 
@@ -222,6 +222,48 @@ async def keepalive(client: KucoinRest, settings: Settings) -> None:
             log.debug("keepalive_failed", error=str(exc))
 
 
+class ExecutorResources:
+    """What one executor holds open: a warm session, the trading client, a separate ping client,
+    Redis, the report publisher and the rate budget. Worker processes and the inline pool open
+    them the same way, here."""
+
+    def __init__(self, settings: Settings, spool: Path) -> None:
+        self.settings = settings
+        self.session = make_session(settings.http_timeout_s)
+        self.redis = aioredis.Redis.from_url(
+            settings.redis_url, socket_timeout=settings.redis_timeout_s,
+            socket_connect_timeout=settings.redis_timeout_s,
+        )
+        self.client = KucoinRest(self.session, settings.exchange_url, settings.credentials,
+                                 timeout_s=settings.http_timeout_s)
+        # Pings go through their own client on the same warm session: the public pool's
+        # gw-ratelimit-* headers must never reach the fleet's Spot budget through
+        # `client.last_rate_limit`.
+        self.pinger = KucoinRest(self.session, settings.exchange_url, timeout_s=settings.http_timeout_s)
+        self.publisher = ReportPublisher(self.redis, settings.report_stream, settings.report_maxlen, spool)
+        self.budget = RateBudget(self.redis, limit=settings.rate_budget_limit,
+                                 window_ms=settings.rate_budget_window_ms)
+
+    async def warm(self, timeout_s: float | None = None) -> None:
+        """Open the exchange connection before the first order needs it; a failure is not fatal."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                await self.pinger.server_time()
+        except Exception as exc:  # start anyway: the first order reconnects
+            log.warning("exchange_unreachable_at_start", error=str(exc))
+
+    def background(self) -> list[asyncio.Task[None]]:
+        """The keep-alive pings and the spool replayer, started."""
+        return [
+            asyncio.create_task(keepalive(self.pinger, self.settings)),
+            asyncio.create_task(self.publisher.run_replayer()),
+        ]
+
+    async def close(self) -> None:
+        await self.session.close()
+        await self.redis.aclose()
+
+
 async def worker_main(spec: WorkerSpec, sock: socket.socket) -> None:
     """Process entry point (run by aiomultiprocess)."""
     settings = spec.settings
@@ -231,29 +273,15 @@ async def worker_main(spec: WorkerSpec, sock: socket.socket) -> None:
     signals.signal(signals.SIGINT, signals.SIG_IGN)  # Ctrl-C reaches the whole group; the supervisor leads shutdown
     channel = await Channel.open(sock)
     loop.add_signal_handler(signals.SIGTERM, channel.close)
-    session = make_session(settings.http_timeout_s)
-    redis = aioredis.Redis.from_url(
-        settings.redis_url, socket_timeout=settings.redis_timeout_s, socket_connect_timeout=settings.redis_timeout_s
-    )
-    client = KucoinRest(session, settings.exchange_url, settings.credentials, timeout_s=settings.http_timeout_s)
-    # Pings go through their own client on the same warm session: the public pool's gw-ratelimit-*
-    # headers must never reach the fleet's Spot budget through `client.last_rate_limit`.
-    pinger = KucoinRest(session, settings.exchange_url, timeout_s=settings.http_timeout_s)
-    publisher = ReportPublisher(redis, settings.report_stream, settings.report_maxlen, spool_path(settings, spec.index))
-    background = [
-        asyncio.create_task(keepalive(pinger, settings)),
-        asyncio.create_task(publisher.run_replayer()),
-    ]
+    resources = ExecutorResources(settings, spool_path(settings, spec.index))
+    redis, publisher = resources.redis, resources.publisher
+    background = resources.background()
     live: LiveRuntime | None = None
     try:
-        try:
-            await pinger.server_time()  # warm the connection before the first order needs it
-        except Exception as exc:
-            log.warning("exchange_unreachable_at_start", error=str(exc))
-        budget = RateBudget(redis, limit=settings.rate_budget_limit, window_ms=settings.rate_budget_window_ms)
-        worker = Worker(spec, channel, client, publisher, budget)
+        await resources.warm()
+        worker = Worker(spec, channel, resources.client, publisher, resources.budget)
         if settings.mode == "live":  # the private WebSocket opens before the worker says Hello
-            live = worker.live = await open_live_runtime(client, session, redis, settings)
+            live = worker.live = await open_live_runtime(resources.client, resources.session, redis, settings)
         # the supervisor is this process's parent (aiomultiprocess spawns it), named host:pid
         health_key = keys.worker_health_key(f"{spec.host}:{os.getppid()}", spec.index)
         background.append(asyncio.create_task(_write_health(redis, health_key, worker)))
@@ -266,6 +294,5 @@ async def worker_main(spec: WorkerSpec, sock: socket.socket) -> None:
             await live.close()
         for task in background:
             task.cancel()
-        await session.close()
-        await redis.aclose()
+        await resources.close()
         log.info("worker_stopped", index=spec.index)
