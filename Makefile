@@ -9,12 +9,15 @@ $(BIN)/trident: pyproject.toml
 	$(BIN)/pip install -q -e '.[test]'
 	touch $(BIN)/trident
 
-.PHONY: demo test bench
+.PHONY: demo test test-fast bench
 demo: $(BIN)/trident
 	$(BIN)/trident demo
 
 test: $(BIN)/trident
 	$(BIN)/python -m pytest -q
+
+test-fast: $(BIN)/trident   # the unit layer: no processes, no Redis, under 20 s
+	TESTS_FAST=1 $(BIN)/python -m pytest -q -m 'not system' tests/unit
 
 bench: $(BIN)/trident
 	$(BIN)/pip install -q -e '.[test,bench]'

@@ -36,8 +36,13 @@ from bench.plot import plot
 from bench.profile import Profiler, py_spy_available, summarise
 from bench.scaling import measure_scaling
 from bench.stack import Stack, SupervisorProcess, open_stack
-from bench.summary import evaluate_targets, floor_document, render_markdown, run_document
-from supervisor.synthetic import Market, synthetic_signals
+from bench.summary import (
+    evaluate_targets,
+    floor_document,
+    render_markdown,
+    run_document,
+)
+from tools.synthetic import Market, synthetic_signals
 
 __all__ = ["Plan", "QUICK", "FULL", "run_suite", "main"]
 

@@ -38,11 +38,11 @@ from bench.hop import paced_hops
 from bench.stack import Stack
 from shared.codec import FrameDecoder, encode_frame
 from shared.credentials import Credentials
-from shared.registry import Grant, LeaseRequest, Registry
+from shared.kucoin.rest import KucoinRest
+from shared.kucoin.session import make_session
+from shared.store.registry import Grant, LeaseRequest, Registry
 from sim.config import DEMO_API_KEY, DEMO_API_PASSPHRASE, DEMO_API_SECRET
-from worker.execute import client_oid
-from worker.kucoin.rest import KucoinRest
-from worker.kucoin.session import make_session
+from worker.paper import client_oid
 
 __all__ = ["FLOOR_PARTS", "FloorResult", "measure_floor"]
 

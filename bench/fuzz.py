@@ -29,13 +29,20 @@ from typing import Any
 
 import msgpack
 
-from shared.codec import HEADER, BadFrame, FrameDecoder, FrameError, encode_frame, encode_json_line
+from shared.codec import (
+    HEADER,
+    BadFrame,
+    FrameDecoder,
+    FrameError,
+    encode_frame,
+    encode_json_line,
+)
+from shared.kucoin.rest import KucoinRest
+from shared.kucoin.session import make_session
 from shared.signal import SignalError, parse_signal
 from sim.server import start_simulator
 from supervisor.server import SignalServer
-from supervisor.synthetic import fetch_markets, synthetic_signals
-from worker.kucoin.rest import KucoinRest
-from worker.kucoin.session import make_session
+from tools.synthetic import fetch_markets, synthetic_signals
 
 __all__ = ["FuzzStats", "generate_streams", "fuzz_decoder", "fuzz_socket", "main"]
 

@@ -48,7 +48,13 @@ import aiomultiprocess
 import msgpack
 import uvloop
 
-from bench.common import LatencySummary, host_info, markdown_table, p50_ratio, write_json
+from bench.common import (
+    LatencySummary,
+    host_info,
+    markdown_table,
+    p50_ratio,
+    write_json,
+)
 from shared.channel import Channel, Hello, Job
 
 __all__ = ["DEFAULT_SIGNAL_PATH", "HopSamples", "echo_worker", "stamp_arrival", "paced_hops", "run", "main"]

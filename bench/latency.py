@@ -26,14 +26,14 @@ import redis.asyncio as aioredis
 
 from bench.common import LatencySummary, host_info, markdown_table, write_json
 from bench.stack import Stack, SupervisorProcess, cpu_seconds, open_stack, status_counts
-from shared import keys
 from shared.codec import encode_frame
+from shared.kucoin.rest import KucoinRest
+from shared.kucoin.session import make_session
 from shared.report import ExecutionReport, report_from_fields
-from supervisor.send import send_frames
-from supervisor.synthetic import Market, fetch_markets, synthetic_signals
-from worker.execute import client_oid
-from worker.kucoin.rest import KucoinRest
-from worker.kucoin.session import make_session
+from shared.store import keys
+from tools.send import send_frames
+from tools.synthetic import Market, fetch_markets, synthetic_signals
+from worker.paper import client_oid
 
 __all__ = ["Run", "load_markets", "run_config", "variant_name", "main"]
 

@@ -23,13 +23,12 @@ import time
 from decimal import Decimal
 from typing import Any
 
-
 from bench.common import LatencySummary, host_info, markdown_table, write_json
 from bench.stack import free_port, wait_http
+from shared.kucoin.rest import KucoinRest
+from shared.kucoin.session import make_session
+from shared.kucoin.ws import PrivateWs
 from sim.config import DEMO_CREDENTIALS
-from worker.kucoin.rest import KucoinRest
-from worker.kucoin.session import make_session
-from worker.kucoin.ws import PrivateWs
 
 __all__ = ["main"]
 

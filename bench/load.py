@@ -38,11 +38,11 @@ import redis.asyncio as aioredis
 
 from bench.latency import load_markets
 from bench.stack import Stack, SupervisorProcess, open_stack, status_counts
-from shared import keys
 from shared.codec import encode_frame
-from shared.registry import Registry
-from supervisor.send import send_frames
-from supervisor.synthetic import synthetic_signals
+from shared.store import keys
+from shared.store.registry import Registry
+from tools.send import send_frames
+from tools.synthetic import synthetic_signals
 
 __all__ = ["isolation_check", "run_load", "main"]
 

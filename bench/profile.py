@@ -23,7 +23,7 @@ __all__ = ["Profiler", "ProfileSummary", "summarise", "py_spy_available"]
 
 _RATE_HZ = 250
 _OWN_CODE = ("shared/", "supervisor/", "worker/")
-_ENTRY_POINTS = ("supervisor/cli.py",)  # on every supervisor stack: says nothing about where time goes
+_ENTRY_POINTS = ("tools/cli.py",)  # on every supervisor stack: says nothing about where time goes
 _TOP = 12
 
 

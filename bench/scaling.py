@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from bench.latency import Run, run_config
 from bench.stack import Stack
-from supervisor.synthetic import Market
+from tools.synthetic import Market
 
 __all__ = ["SCALING_CONNECTIONS", "BOOK_AHEAD_MS", "measure_scaling"]
 

@@ -2,7 +2,7 @@
 
 Every piece runs as in production, in its own process: a private `redis-server` on a Unix socket
 (`EmbeddedRedis`), the simulator (`python -m sim`, rate-limit pools far above any offered load)
-and the supervisor (`trident run` as `python -m supervisor.cli run`, its exchange rate budget as
+and the supervisor (`trident run` as `python -m tools.cli run`, its exchange rate budget as
 large, metrics endpoint off). `cpu_seconds` reads what each process and its children have used,
 so a result can say which process a saturated machine spent its cores on.
 """
@@ -30,9 +30,9 @@ import redis as syncredis
 import redis.asyncio as aioredis
 
 from bench.markets import write_bench_markets
-from shared import keys
+from shared.store import keys
 from sim.config import DEMO_API_KEY, DEMO_API_PASSPHRASE, DEMO_API_SECRET
-from supervisor.embedded_redis import EmbeddedRedis
+from tools.embedded_redis import EmbeddedRedis
 
 __all__ = ["Stack", "SupervisorProcess", "open_stack", "cpu_seconds", "status_counts", "free_port", "wait_http"]
 
@@ -114,7 +114,7 @@ class SupervisorProcess:
             "TRIDENT_METRICS_PORT": "0",
         }
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "supervisor.cli", "run", "--socket", self.socket_path,
+            [sys.executable, "-m", "tools.cli", "run", "--socket", self.socket_path,
              "--redis-url", stack.redis.url, "--workers", str(workers), "--exchange-url", stack.sim_url,
              "--spool-dir", str(stack.workdir / "spool"), "--log-level", "warning"],
             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

@@ -5,7 +5,13 @@ Entry points: `Simulator` (state and Python API), `create_app(sim)` (the aiohttp
 """
 
 from sim.app import create_app
-from sim.config import DEMO_API_KEY, DEMO_API_PASSPHRASE, DEMO_API_SECRET, DEMO_CREDENTIALS, SimConfig
+from sim.config import (
+    DEMO_API_KEY,
+    DEMO_API_PASSPHRASE,
+    DEMO_API_SECRET,
+    DEMO_CREDENTIALS,
+    SimConfig,
+)
 from sim.knobs import Knobs
 from sim.server import RunningSimulator, start_simulator
 from sim.simulator import Simulator

@@ -15,6 +15,7 @@ import hmac
 from collections.abc import Mapping
 
 from shared.credentials import Credentials
+from shared.kucoin.auth import encrypt_passphrase, prehash, sign
 from sim.errors import (
     BAD_KEY_VERSION,
     BAD_PASSPHRASE,
@@ -24,7 +25,6 @@ from sim.errors import (
     UNKNOWN_KEY,
     KucoinError,
 )
-from worker.kucoin.auth import encrypt_passphrase, prehash, sign
 
 __all__ = ["Verifier"]
 

@@ -13,7 +13,14 @@ import sys
 from pathlib import Path
 
 from shared.credentials import Credentials
-from sim.config import DEFAULT_HOST, DEFAULT_PORT, DEMO_API_KEY, DEMO_API_PASSPHRASE, DEMO_API_SECRET, SimConfig
+from sim.config import (
+    DEFAULT_HOST,
+    DEFAULT_PORT,
+    DEMO_API_KEY,
+    DEMO_API_PASSPHRASE,
+    DEMO_API_SECRET,
+    SimConfig,
+)
 from sim.knobs import Knobs
 from sim.server import start_simulator
 

@@ -19,9 +19,9 @@ import structlog
 from redis.exceptions import RedisError
 
 from shared.channel import Job
-from shared.ratebudget import TRIANGLE_WEIGHT, RateBudget
-from shared.registry import Grant, LeaseRequest, Registry
 from shared.signal import SignalError, parse_signal
+from shared.store.ratebudget import TRIANGLE_WEIGHT, RateBudget
+from shared.store.registry import Grant, LeaseRequest, Registry
 from supervisor.dispatch import WorkerPool
 
 __all__ = ["Admission", "InFlight"]

@@ -19,19 +19,19 @@ import structlog
 from redis.exceptions import RedisError
 
 from shared.channel import Done
-from shared.ratebudget import RateBudget
-from shared.registry import Registry
 from shared.report import ExecutionReport, Status
 from shared.settings import Settings
+from shared.store.fleet import RefusalTally, publish_status, withdraw_status
+from shared.store.journal import Journal, journal_summary
+from shared.store.ratebudget import RateBudget
+from shared.store.registry import Registry
+from shared.store.reports import ReportPublisher
 from supervisor.admission import Admission
 from supervisor.control import ControlWatcher
 from supervisor.dispatch import WorkerPool
-from supervisor.health import RefusalTally, publish_status, withdraw_status
-from supervisor.inline import InlinePool
 from supervisor.metrics import MetricsServer, SupervisorMetrics
 from supervisor.server import SignalServer
-from worker.journal import Journal, journal_summary
-from worker.publish import ReportPublisher
+from worker.inline import InlinePool
 
 __all__ = ["Supervisor"]
 

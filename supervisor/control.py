@@ -31,7 +31,7 @@ import redis.asyncio as aioredis
 import structlog
 from redis.exceptions import RedisError
 
-from shared import keys
+from shared.store import keys
 from supervisor.admission import Admission
 
 __all__ = ["ControlWatcher", "POLL_INTERVAL_S"]

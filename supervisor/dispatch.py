@@ -18,7 +18,7 @@ import structlog
 
 from shared.channel import Cancel, Channel, Done, Hello, Job
 from shared.settings import Settings
-from worker.main import WorkerSpec, worker_main
+from worker.entry import WorkerSpec, worker_main
 
 __all__ = ["WorkerHandle", "WorkerPool"]
 

@@ -15,13 +15,19 @@ from collections.abc import Callable, Iterator, Mapping
 
 import structlog
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from shared.channel import Done
-from shared.registry import REFUSAL_REASONS
 from shared.report import Status
+from shared.store.registry import REFUSAL_REASONS
 
 __all__ = ["SupervisorMetrics", "MetricsServer", "FIRST_ORDER_BUCKETS_S", "LEG_BUCKETS_S", "EXECUTION_BUCKETS_S"]
 

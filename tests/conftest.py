@@ -1,25 +1,37 @@
-"""Shared fixtures: one real redis-server per test session on a private Unix socket, flushed per test;
-a test's own durable redis-server for outages; `trident run` as real processes."""
+"""Fixtures for both layers: one real redis-server per test session on a private Unix socket, flushed
+per test; a test's own durable redis-server for outages; `trident run` as real processes; the
+simulator. Helpers live in `tests/support/`; tests under `tests/system/` are marked `system`."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
+import structlog
 
 from sim.server import RunningSimulator, start_simulator
-from supervisor.embedded_redis import EmbeddedRedis, find_redis_server
+from tests.support.processes import TridentProcess
+from tools.embedded_redis import EmbeddedRedis, find_redis_server
+
+
+@pytest.fixture(autouse=True)
+def _fresh_logging() -> Iterator[None]:
+    """A test that runs a tool in-process (the demo logs at "error") must not filter the next one's logs."""
+    yield
+    structlog.reset_defaults()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "system" in item.path.parts:
+            item.add_marker(pytest.mark.system)
 
 
 @pytest.fixture(scope="session")
@@ -63,68 +75,9 @@ def durable_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Embedded
     server.stop()
 
 
-def trident_env(redis_url: str, exchange_url: str, workdir: Path, **settings: object) -> dict[str, str]:
-    """TRIDENT_* variables for a `trident run` against the simulator's demo account."""
-    from sim.config import DEMO_API_KEY, DEMO_API_PASSPHRASE, DEMO_API_SECRET  # noqa: PLC0415
-
-    env = {
-        "TRIDENT_REDIS_URL": redis_url, "TRIDENT_EXCHANGE_URL": exchange_url,
-        "TRIDENT_SOCKET_PATH": str(workdir / "signals.sock"), "TRIDENT_SPOOL_DIR": str(workdir / "spool"),
-        "TRIDENT_WORKERS": "1", "TRIDENT_LOG_LEVEL": "info",
-        "TRIDENT_API_KEY": DEMO_API_KEY, "TRIDENT_API_SECRET": DEMO_API_SECRET,
-        "TRIDENT_API_PASSPHRASE": DEMO_API_PASSPHRASE,
-    }
-    env.update({f"TRIDENT_{name.upper()}": str(value) for name, value in settings.items()})
-    return env
-
-
-@dataclass
-class TridentProcess:
-    """A `trident run` a test started, leading its own process group (itself and its workers)."""
-
-    proc: subprocess.Popen[bytes]
-    socket_path: str
-    output: Path  # its stdout and stderr
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    @property
-    def name(self) -> str:
-        """Its name in Redis (status hash, lease owner)."""
-        return f"{socket.gethostname()}:{self.proc.pid}"
-
-    async def wait_ready(self, timeout_s: float = 30.0) -> None:
-        """Until its socket accepts a connection (it listens once every worker said hello)."""
-        async with asyncio.timeout(timeout_s):
-            while True:
-                if self.proc.poll() is not None:
-                    raise RuntimeError(f"trident run exited with {self.proc.returncode}:\n{self.output.read_text()}")
-                try:
-                    _, writer = await asyncio.open_unix_connection(self.socket_path)
-                except OSError:
-                    await asyncio.sleep(0.05)  # another process: no event to wait on
-                    continue
-                writer.close()
-                return
-
-    def kill(self) -> None:
-        """SIGKILL the supervisor alone: its workers are orphaned, as after a crash."""
-        self.proc.kill()
-        self.proc.wait()
-
-    def terminate_group(self) -> None:
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self.proc.wait()
-
-
 @pytest.fixture
 def trident_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., TridentProcess]]:
-    """Factory: `start(env)` runs `python -m supervisor.cli run` with exactly these TRIDENT_* settings.
+    """Factory: `start(env)` runs `python -m tools.cli run` with exactly these TRIDENT_* settings.
 
     Every process group started is SIGKILLed at teardown, orphaned workers included.
     """
@@ -137,7 +90,7 @@ def trident_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callab
         output = tmp_path_factory.mktemp("trident-run") / "output.log"
         with output.open("wb") as sink:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "supervisor.cli", "run"], env=env, stdout=sink, stderr=subprocess.STDOUT,
+                [sys.executable, "-m", "tools.cli", "run"], env=env, stdout=sink, stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL, start_new_session=True,
             )
         process = TridentProcess(proc, settings_env["TRIDENT_SOCKET_PATH"], output)

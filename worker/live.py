@@ -5,7 +5,7 @@ leg i actually delivered net of fees, as the order query reports it, rounded dow
 increment (a chained buy keeps room for its fee, charged on top: `funds = held / (1 + rate)`).
 Every order has a deterministic clientOid — `client_oid(cid, leg)`, or `unwind_client_oid(cid,
 leg)` for an unwind — so no retry or redelivery can trade twice, and the journal
-(`worker.journal`) records each order before it is placed and what it did after: one Redis write
+(`shared.store.journal`) records each order before it is placed and what it did after: one Redis write
 per leg, which carries the previous order's result and the next order's intent together. An
 execution whose journal already exists is refused without placing anything; if the journal
 cannot be opened, nothing is placed either. A later journal write that fails is logged and the
@@ -33,17 +33,17 @@ import redis.asyncio as aioredis
 import structlog
 from redis.exceptions import RedisError
 
+from shared.kucoin.models import Order
+from shared.kucoin.rest import KucoinRest
+from shared.kucoin.ws import PrivateWs
 from shared.money import fmt_decimal, round_down
 from shared.report import EdgeBreakdown, ExecutionReport, LegFill, Status, Unwind
 from shared.settings import Settings
 from shared.signal import Leg, Signal
+from shared.store.journal import Journal
 from worker.attribution import attribute, snapshot_prices
-from worker.execute import ExecutionContext, book_top, ms_since, Timeline, client_oid
-from worker.journal import Journal
-from worker.kucoin.models import Order
-from worker.kucoin.rest import KucoinRest
-from worker.kucoin.ws import PrivateWs
 from worker.live_order import OrderOutcome, OrderRunner, OrderSpec
+from worker.paper import ExecutionContext, Timeline, book_top, client_oid, ms_since
 
 __all__ = ["LiveRuntime", "open_live_runtime", "execute_live", "unwind_client_oid", "UNWIND_POLICIES"]
 

@@ -24,10 +24,15 @@ from decimal import Decimal
 
 import structlog
 
-from worker.kucoin.errors import DuplicateClientOid, InvalidOrder, KucoinError, UnknownOutcome
-from worker.kucoin.models import Order
-from worker.kucoin.rest import KucoinRest
-from worker.kucoin.ws import PrivateWs
+from shared.kucoin.errors import (
+    DuplicateClientOid,
+    InvalidOrder,
+    KucoinError,
+    UnknownOutcome,
+)
+from shared.kucoin.models import Order
+from shared.kucoin.rest import KucoinRest
+from shared.kucoin.ws import PrivateWs
 
 __all__ = ["OrderSpec", "OrderOutcome", "OrderRunner"]
 

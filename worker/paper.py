@@ -1,288 +1,166 @@
-"""Paper-mode fills: what a triangle would have done against the books attached to its signal.
+"""One triangle, paper mode: three order tests in one round trip, then fills simulated from the book.
 
-Paper mode never trades, so its numbers are only as honest as this model. Two models exist:
-
-- ``depth`` (default) follows KuCoin market-order semantics over the whole book snapshot: a buy
-  spends quote *funds* walking the asks, a sell sells a base *size* into the bids, the price is
-  the VWAP of the levels walked, sizes are rounded down to the pair's increments and the fee is
-  charged in the currency the exchange charges it. Legs chain as live mode will: each leg
-  spends what the previous one actually delivered, so dust lost to rounding shows up in profit.
-- ``top`` reproduces the seed executor's top-of-book arithmetic exactly (each leg from its own
-  precomputed ``order_param``) so results can be compared with the old system; only its profit
-  is corrected — the seed left the fee paid on top of a buy's funds out of the amount spent,
-  and counted a first-leg sell's quote proceeds as the amount spent.
-
-Fee convention (KuCoin, see kucoin-api.md "Symbols and fees"): with the fee in the quote
-currency, a market buy credits the full base and costs ``dealFunds + fee`` (fee on top of the
-funds), a market sell pays out ``dealFunds - fee``; ``fee = rate * dealFunds``. When the signal
-says the fee is charged in the base currency, ``fee = rate * base``: a buy credits
-``base - fee``, a sell takes ``base + fee`` from the balance. Everything is exact ``Decimal``.
+The seed sent its three order tests one after another; their sizes are fixed by the signal, so
+they are independent and go out concurrently here (one round trip instead of three). Every path
+ends in exactly one report: filled, failed (with the exchange's reason) or aborted (with why).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+import hashlib
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from decimal import ROUND_DOWN, Context, Decimal, localcontext
+from decimal import Decimal
 
-from shared.money import round_down
-from shared.report import LegFill
-from shared.signal import Book, BookLevel, Leg, Signal
+from shared.kucoin.errors import KucoinError
+from shared.kucoin.rest import KucoinRest
+from shared.report import BookTop, EdgeBreakdown, ExecutionReport, Status
+from shared.signal import Book, Leg, Signal
+from worker.attribution import attribute
+from worker.fill_model import PaperAbort, simulate_triangle
 
-__all__ = ["PaperAbort", "PaperOutcome", "fill_depth", "fill_top", "simulate_triangle", "MODELS"]
+__all__ = ["ExecutionContext", "Timeline", "book_top", "client_oid", "execute_paper", "ms_since"]
 
-MODELS = ("depth", "top")
-
-_ZERO = Decimal(0)
-_BPS = Decimal(10_000)
-# Base bought for some funds is a quotient; rounding it *down* guarantees the base we take from
-# a level never costs more than the funds left, whatever the last digit does.
-_DIVIDE_DOWN = Context(prec=40, rounding=ROUND_DOWN)
-# Sums and products of such quotients with prices need more than the default 28 digits to stay
-# exact; the depth walk and its fee run in this context so that only the quotient ever rounds.
-_EXACT = Context(prec=80)
-# An average price is a report figure, not money that moves: 28 digits are plenty.
-_PRICE = Context(prec=28)
-
-
-class PaperAbort(Exception):
-    """A leg that the exchange would refuse (or could not fill): the execution is aborted."""
-
-    def __init__(self, reason: str, leg: int, detail: str = "") -> None:
-        self.reason = reason
-        self.leg = leg
-        self.detail = detail
-        super().__init__(reason, leg, detail)
-
-    def __str__(self) -> str:
-        suffix = f": {self.detail}" if self.detail else ""
-        return f"leg {self.leg} aborted ({self.reason}){suffix}"
+_D0 = Decimal(0)
 
 
 @dataclass(frozen=True, slots=True)
-class PaperOutcome:
-    """A completed paper triangle, measured in the primary quote currency.
+class ExecutionContext:
+    """What a report says about where it ran."""
 
-    ``spent`` is what left the account on leg 0 (fee included when it was charged on top),
-    ``returned`` what leg 2 credited (net of its fee), so ``profit`` is what the account gained.
-    """
-
-    fills: tuple[LegFill, ...]
-    spent: Decimal
-    returned: Decimal
-    profit: Decimal
-    effective_bps: float
+    worker: str
+    host: str
+    mode: str
+    fill_model: str
 
 
-def _fee_in_base(leg: Leg, index: int) -> bool:
-    """Whether the leg's fee is charged in its base (True) or quote (False) currency.
+def client_oid(correlation_id: str, leg: int) -> str:
+    """Deterministic per (execution, leg), ≤ 40 chars of KuCoin's alphabet: a retry can never double-place."""
+    digest = hashlib.blake2b(correlation_id.encode(), digest_size=16).hexdigest()
+    return f"t{digest}-{leg}"
 
-    A third currency (KCS fee discount) would need its own balance and price to be modelled;
-    refusing it beats silently charging the wrong asset.
-    """
-    if leg.fee_currency == leg.base:
-        return True
-    if leg.fee_currency == leg.quote:
-        return False
-    raise ValueError(
-        f"leg {index} {leg.pair}: fee currency {leg.fee_currency!r} is neither base nor quote"
+
+def book_top(book: Book) -> BookTop:
+    """The seed's per-leg book top for reports (zeros for an empty side)."""
+    ask, bid = book.best_ask, book.best_bid
+    return BookTop(
+        ask_px=ask.price if ask else _D0,
+        ask_sz=ask.size if ask else _D0,
+        bid_px=bid.price if bid else _D0,
+        bid_sz=bid.size if bid else _D0,
     )
 
 
-def _levels_for(leg: Leg, book: Book, index: int) -> tuple[BookLevel, ...]:
-    """The side of the book a market order on this leg consumes (asks for a buy)."""
-    levels = book.asks if leg.side == "buy" else book.bids
-    if not levels:
-        side = "asks" if leg.side == "buy" else "bids"
-        raise PaperAbort("empty_book", index, f"{leg.pair} has no {side}")
-    return levels
+def ms_since(start_ns: int, now_ns: int) -> float:
+    """Monotonic nanoseconds to milliseconds, rounded as reports carry them (µs resolution)."""
+    return round((now_ns - start_ns) / 1e6, 3)
 
 
-def _base_for_funds(levels: Sequence[BookLevel], funds: Decimal) -> Decimal:
-    """Base a funds-sized market buy takes from the asks before its funds or the book run out."""
-    base = _ZERO
-    remaining = funds
-    for level in levels:
-        if remaining <= 0:
-            break
-        take = min(level.size, _DIVIDE_DOWN.divide(remaining, level.price))
-        base += take
-        remaining -= take * level.price
-    return base
+class Timeline:
+    """The seed's timing breakdown: steps in ms relative to the supervisor reading the frame."""
+
+    def __init__(self, signal: Signal, received_ms: int, received_ns: int) -> None:
+        self.received_ns = received_ns
+        self.steps: list[tuple[str, float]] = []
+        for step, ts in (
+            ("t-2_book_snapshot", signal.book_ts_ms),
+            ("socket_arrived", signal.t_sock_arrive_ms),
+            ("book_update_arrived", signal.t_arrive_ms),
+            ("t-1_eval_complete", signal.t_eval_ms),
+            ("t_signal_created", signal.ts_ms),
+        ):
+            if ts > 0:
+                self.steps.append((step, float(ts - received_ms)))
+        self.steps.append(("signal_received", 0.0))
+
+    def mark(self, step: str, now_ns: int | None = None) -> float:
+        elapsed = ms_since(self.received_ns, now_ns if now_ns is not None else time.monotonic_ns())
+        self.steps.append((step, elapsed))
+        return elapsed
 
 
-def _cost_of_base(levels: Sequence[BookLevel], base: Decimal) -> Decimal:
-    """Quote traded when ``base`` is taken from the levels best-first (the order's dealFunds)."""
-    funds = _ZERO
-    remaining = base
-    for level in levels:
-        if remaining <= 0:
-            break
-        take = min(level.size, remaining)
-        funds += take * level.price
-        remaining -= take
-    return funds
+async def _order_test(client: KucoinRest, leg: Leg, index: int, correlation_id: str) -> tuple[str, int]:
+    """Validate one leg with the exchange; returns (order id, monotonic ns of the answer)."""
+    amount = {"funds": leg.order_param} if leg.side == "buy" else {"size": leg.order_param}
+    ack = await client.order_test(leg.pair, leg.side, client_oid=client_oid(correlation_id, index), **amount)
+    return ack.order_id, time.monotonic_ns()
 
 
-def _leg_fill(
-    leg: Leg,
-    index: int,
-    *,
-    order_id: str,
-    latency_ms: float,
-    base: Decimal,
-    funds: Decimal,
-    avg_price: Decimal,
-    fee: Decimal,
-    fee_in_base: bool,
-) -> LegFill:
-    """Turn a trade (base, funds, fee) into what left the account and what arrived in it."""
-    if leg.side == "buy":
-        spent, received = (funds, base - fee) if fee_in_base else (funds + fee, base)
-    else:
-        spent, received = (base + fee, funds) if fee_in_base else (base, funds - fee)
-    return LegFill(
-        leg=index,
-        pair=leg.pair,
-        side=leg.side,
-        order_id=order_id,
-        input_currency=leg.input_currency,
-        output_currency=leg.output_currency,
-        spent=spent,
-        received=received,
-        filled_size=base,
-        filled_funds=funds,
-        avg_price=avg_price,
-        fee=fee,
-        fee_currency=leg.base if fee_in_base else leg.quote,
-        latency_ms=latency_ms,
-    )
-
-
-def fill_depth(
-    leg: Leg,
-    book: Book,
-    amount_in: Decimal,
-    *,
-    index: int,
-    order_id: str = "",
-    latency_ms: float = 0.0,
-) -> LegFill:
-    """Fill a market order of ``amount_in`` (quote funds for a buy, base size for a sell) by
-    walking the book's depth.
-
-    The base filled is rounded down to ``base_increment`` (the exchange never trades a
-    fraction of an increment); ``dealFunds`` is then what exactly that base costs at the walked
-    levels, so it never exceeds the funds. When the book runs out the order fills partially
-    with what was there, as a market order does. A fill below ``base_min_size`` (or of nothing)
-    raises ``PaperAbort("volume_below_minimum")``; an empty side raises ``"empty_book"``.
-    """
-    fee_in_base = _fee_in_base(leg, index)
-    levels = _levels_for(leg, book, index)
-    with localcontext(_EXACT):
-        if leg.side == "buy":
-            raw_base = _base_for_funds(levels, round_down(amount_in, leg.quote_increment))
-        else:
-            raw_base = min(amount_in, sum((level.size for level in levels), _ZERO))
-        base = round_down(raw_base, leg.base_increment)
-        if base <= 0 or base < leg.base_min_size:
-            raise PaperAbort(
-                "volume_below_minimum", index, f"{leg.pair} fills {base} < min {leg.base_min_size}"
-            )
-        funds = _cost_of_base(levels, base)
-        fee = leg.fee_rate * (base if fee_in_base else funds)
-        return _leg_fill(
-            leg, index, order_id=order_id, latency_ms=latency_ms, base=base, funds=funds,
-            avg_price=_PRICE.divide(funds, base), fee=fee, fee_in_base=fee_in_base,
-        )
-
-
-def fill_top(
-    leg: Leg,
-    book: Book,
-    amount_in: Decimal,
-    *,
-    index: int,
-    order_id: str = "",
-    latency_ms: float = 0.0,
-) -> LegFill:
-    """The seed executor's top-of-book fill, figure for figure.
-
-    Everything trades at the best price regardless of size; ``avg_price`` is that price (not
-    funds/base). A buy's quote fee is ``amount_in * rate`` (the seed used the unrounded order
-    parameter) paid on top of the funds; a sell's quote fee is ``quote * rate`` taken from the
-    proceeds (the seed's ``quote * (1 - rate)``, exactly). The minimum check is the seed's: a
-    buy's rounded base, a sell's unrounded size.
-    """
-    fee_in_base = _fee_in_base(leg, index)
-    price = _levels_for(leg, book, index)[0].price
-    rate = leg.fee_rate
-    if leg.side == "buy":
-        funds = round_down(amount_in, leg.quote_increment)
-        base = round_down(funds / price, leg.base_increment)
-        fee = base * rate if fee_in_base else amount_in * rate
-        below_min = base < leg.base_min_size
-    else:
-        base = round_down(amount_in, leg.base_increment)
-        funds = base * price
-        fee = base * rate if fee_in_base else funds * rate
-        below_min = amount_in < leg.base_min_size
-    if below_min:
-        raise PaperAbort(
-            "volume_below_minimum", index, f"{leg.pair} {amount_in} below min {leg.base_min_size}"
-        )
-    return _leg_fill(
-        leg, index, order_id=order_id, latency_ms=latency_ms,
-        base=base, funds=funds, avg_price=price, fee=fee, fee_in_base=fee_in_base,
-    )
-
-
-_FILLERS = {"depth": fill_depth, "top": fill_top}
-
-
-def spendable(leg: Leg, available: Decimal) -> Decimal:
-    """The most a leg can commit from `available` of its input currency, fee included.
-
-    A buy whose fee is charged in its quote (the input) pays `funds × rate` on top of `funds`.
-    """
-    if leg.side == "buy" and leg.fee_currency == leg.quote:
-        return available / (1 + leg.fee_rate)
-    return available
-
-
-def simulate_triangle(
+async def execute_paper(
     signal: Signal,
-    model: str = "depth",
+    client: KucoinRest,
+    context: ExecutionContext,
     *,
-    order_ids: Sequence[str] = ("", "", ""),
-    latencies_ms: Sequence[float] = (0.0, 0.0, 0.0),
-) -> PaperOutcome:
-    """Fill the signal's three legs against its books and measure the result.
+    received_ms: int,
+    received_ns: int,
+    cancelled: Callable[[], bool] = lambda: False,
+) -> ExecutionReport:
+    """Run one paper triangle to its single report; never raises for exchange or model outcomes."""
+    timeline = Timeline(signal, received_ms, received_ns)
+    book_tops = tuple(book_top(book) for book in signal.books)
 
-    ``depth`` chains the legs as live execution does: leg 0 spends its ``order_param``, each
-    later leg spends what the previous leg credited (``fill_depth`` rounds it down to the leg's
-    increment). A chained buy whose fee is charged in its quote pays that fee on top of its
-    funds, so it is funded with ``credited / (1 + fee_rate)``: the account never spends more
-    than it holds. ``top`` fills every leg from its own ``order_param``, as the seed did.
-    Raises ``PaperAbort`` for a leg the exchange would refuse and ``ValueError`` for an unknown
-    model.
-    """
-    fill = _FILLERS.get(model)
-    if fill is None:
-        raise ValueError(f"unknown paper fill model {model!r}; expected one of {MODELS}")
-    fills: list[LegFill] = []
-    for index, (leg, book) in enumerate(zip(signal.legs, signal.books, strict=True)):
-        amount_in = spendable(leg, fills[-1].received) if model == "depth" and fills else leg.order_param
-        fills.append(
-            fill(leg, book, amount_in, index=index,
-                 order_id=order_ids[index], latency_ms=latencies_ms[index])
+    def report(status: Status, error: str = "", outcome: object = None, first_order_ms: float = 0.0) -> ExecutionReport:
+        total_ms = timeline.mark("execution_complete")
+        fills = getattr(outcome, "fills", ())
+        effective_bps = round(getattr(outcome, "effective_bps", 0.0), 3)
+        return ExecutionReport(
+            correlation_id=signal.correlation_id,
+            status=status,
+            mode="paper",
+            fill_model=context.fill_model,
+            triangle=signal.triangle_key,
+            primary_quote=signal.primary_quote,
+            predicted_bps=signal.predicted_bps,
+            effective_bps=effective_bps,
+            profit=getattr(outcome, "profit", _D0),
+            spent=getattr(outcome, "spent", _D0),
+            returned=getattr(outcome, "returned", _D0),
+            ts_ms=int(time.time() * 1000),
+            book_ts_ms=signal.book_ts_ms,
+            signal_ts_ms=signal.ts_ms,
+            received_ts_ms=received_ms,
+            first_order_ms=first_order_ms,
+            total_ms=total_ms,
+            error=error,
+            worker=context.worker,
+            host=context.host,
+            fills=tuple(fills),
+            book_tops=book_tops,
+            timings=tuple(timeline.steps),
+            edge=attribute(signal, fills, effective_bps) if outcome is not None else EdgeBreakdown(),
         )
-    spent, returned = fills[0].spent, fills[-1].received
-    profit = returned - spent
-    return PaperOutcome(
-        fills=tuple(fills),
-        spent=spent,
-        returned=returned,
-        profit=profit,
-        effective_bps=float(profit / spent * _BPS),
+
+    if cancelled():
+        return report(Status.ABORTED, "cancelled")
+    fired_ns = time.monotonic_ns()
+    first_order_ms = ms_since(received_ns, fired_ns)
+    for index in range(3):
+        timeline.mark(f"leg{index}_order_fired", fired_ns)
+    results = await asyncio.gather(
+        *(_order_test(client, leg, index, signal.correlation_id) for index, leg in enumerate(signal.legs)),
+        return_exceptions=True,
     )
+    order_ids: list[str] = []
+    latencies: list[float] = []
+    for index, result in enumerate(results):
+        if isinstance(result, BaseException):
+            return report(Status.FAILED, _describe_failure(index, result), first_order_ms=first_order_ms)
+        order_id, answered_ns = result
+        order_ids.append(order_id)
+        latencies.append(ms_since(fired_ns, answered_ns))
+        timeline.mark(f"leg{index}_fill_received", answered_ns)
+    if cancelled():
+        return report(Status.ABORTED, "cancelled", first_order_ms=first_order_ms)
+    try:
+        outcome = simulate_triangle(signal, context.fill_model, order_ids=order_ids, latencies_ms=latencies)
+    except PaperAbort as abort:
+        return report(Status.ABORTED, f"{abort.reason} (leg {abort.leg})", first_order_ms=first_order_ms)
+    return report(Status.FILLED, outcome=outcome, first_order_ms=first_order_ms)
+
+
+def _describe_failure(index: int, exc: BaseException) -> str:
+    if isinstance(exc, KucoinError):
+        return f"leg {index}: {exc}"
+    return f"leg {index}: {type(exc).__name__}: {exc}"

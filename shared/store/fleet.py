@@ -1,0 +1,168 @@
+"""Liveness in Redis, readable with plain redis-cli: supervisor status hashes and worker health keys.
+
+As in arq's health check, liveness is a key with a TTL that its owner keeps rewriting: if the
+owner dies, hangs, or loses Redis, the key expires by itself and nobody has to clean up.
+
+- Each supervisor writes ``trident:status:<host>:<pid>`` (a flat hash, see `Supervisor.status()`)
+  every second with a 5 s TTL, and its name into the zset ``trident:fleet`` (score = epoch ms),
+  the index `trident ctl status` reads instead of scanning keys.
+- Refusal counts also go, as increments, into the fleet-wide hash ``trident:refusals`` (reason ->
+  count): Grafana's Redis data source can chart one known key, not every supervisor's hash.
+- Each worker writes ``trident:health:<host>:<pid>:w<index>`` (one human-readable line) every
+  second with a 3 s TTL (`write_health_forever`, run by `worker.entry`).
+
+`read_fleet` and `fleet_problems` are what `trident ctl status` / `trident ctl check` use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import redis.asyncio as aioredis
+import structlog
+from redis.exceptions import RedisError
+
+from shared.store import keys
+
+__all__ = [
+    "STATUS_TTL_MS",
+    "FLEET_FORGET_MS",
+    "RefusalTally",
+    "publish_status",
+    "withdraw_status",
+    "write_health_forever",
+    "FleetMember",
+    "read_fleet",
+    "fleet_problems",
+]
+
+log = structlog.get_logger(__name__)
+STATUS_TTL_MS = 5000
+FLEET_FORGET_MS = 60_000  # a name not seen for this long leaves the fleet index
+# arq-style liveness: a worker rewrites its key every interval; it expires by itself if that process stops.
+HEALTH_INTERVAL_S = 1.0
+HEALTH_TTL_MS = 3000
+
+
+class RefusalTally:
+    """What this supervisor refused since its last successful publish, to add to ``trident:refusals``."""
+
+    def __init__(self) -> None:
+        self._published: Counter[str] = Counter()
+
+    def pending(self, refused: Mapping[str, int]) -> dict[str, int]:
+        return {reason: count - self._published[reason] for reason, count in refused.items()
+                if count > self._published[reason]}
+
+    def confirm(self, sent: Mapping[str, int]) -> None:
+        """Call once the increments are in Redis (a failed publish retries them next time)."""
+        self._published.update(sent)
+
+
+async def publish_status(client: aioredis.Redis, name: str, fields: Mapping[str, str],
+                         refusals: Mapping[str, int] | None = None) -> None:
+    """One atomic round trip: the status hash with its TTL, this name in the fleet index, old
+    names out, and new refusals added to the fleet's tally (MULTI: never counted twice)."""
+    now_ms = int(time.time() * 1000)
+    key = keys.STATUS_PREFIX + name
+    async with client.pipeline(transaction=True) as pipe:
+        pipe.hset(key, mapping={**fields, "heartbeat_ms": str(now_ms)})
+        pipe.pexpire(key, STATUS_TTL_MS)
+        pipe.zadd(keys.FLEET, {name: now_ms})
+        pipe.zremrangebyscore(keys.FLEET, "-inf", now_ms - FLEET_FORGET_MS)
+        for reason, count in (refusals or {}).items():
+            pipe.hincrby(keys.REFUSALS, reason, count)
+        await pipe.execute()
+
+
+async def withdraw_status(client: aioredis.Redis, name: str, workers: int,
+                          refusals: Mapping[str, int] | None = None) -> None:
+    """A clean stop leaves no ghost (status hash, index entry, worker keys) and no refusal untallied."""
+    async with client.pipeline(transaction=True) as pipe:
+        pipe.delete(keys.STATUS_PREFIX + name, *(keys.worker_health_key(name, i) for i in range(workers)))
+        pipe.zrem(keys.FLEET, name)
+        for reason, count in (refusals or {}).items():
+            pipe.hincrby(keys.REFUSALS, reason, count)
+        await pipe.execute()
+
+
+async def write_health_forever(client: aioredis.Redis, key: str, line: Callable[[], str]) -> None:
+    """A worker's health key, rewritten every HEALTH_INTERVAL_S until cancelled. A failed write is
+    not retried early: the key expiring is the signal `ctl check` reads."""
+    while True:
+        try:
+            await client.set(key, line(), px=HEALTH_TTL_MS)
+        except (RedisError, OSError) as exc:
+            log.debug("health_write_failed", error=str(exc))
+        await asyncio.sleep(HEALTH_INTERVAL_S)
+
+
+@dataclass(frozen=True, slots=True)
+class FleetMember:
+    """One live supervisor: its status hash and each configured worker's health line (None: expired)."""
+
+    name: str
+    status: dict[str, str]
+    workers: dict[int, str | None] = field(default_factory=dict)
+
+    @property
+    def host(self) -> str:
+        return self.status.get("host", self.name.rsplit(":", 1)[0])
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _int(fields: Mapping[str, str], name: str) -> int:
+    try:
+        return int(fields.get(name, "0"))
+    except ValueError:
+        return 0
+
+
+async def read_fleet(client: aioredis.Redis) -> list[FleetMember]:
+    """Every supervisor whose status hash is alive, with its workers' health lines."""
+    names = [_text(name) for name in await client.zrange(keys.FLEET, 0, -1)]
+    async with client.pipeline(transaction=False) as pipe:
+        for name in names:
+            pipe.hgetall(keys.STATUS_PREFIX + name)
+        statuses = [{_text(k): _text(v) for k, v in raw.items()} for raw in await pipe.execute()]
+    live = [(name, status) for name, status in zip(names, statuses) if status]
+    async with client.pipeline(transaction=False) as pipe:
+        for name, status in live:
+            for index in range(_int(status, "workers")):
+                pipe.get(keys.worker_health_key(name, index))
+        lines = iter(await pipe.execute())
+    members = []
+    for name, status in live:
+        workers = {}
+        for index in range(_int(status, "workers")):
+            line = next(lines)
+            workers[index] = None if line is None else _text(line)
+        members.append(FleetMember(name, status, workers))
+    return members
+
+
+def fleet_problems(members: Sequence[FleetMember], *, min_supervisors: int = 1, host: str | None = None) -> list[str]:
+    """What is wrong, one line each; empty means healthy. `host` restricts the check to one machine."""
+    if host is not None:
+        members = [m for m in members if m.host == host]
+    problems = []
+    if len(members) < min_supervisors:
+        where = f" on {host}" if host is not None else ""
+        problems.append(f"{len(members)} live supervisor(s){where}, expected at least {min_supervisors}")
+    for member in members:
+        alive, configured = _int(member.status, "workers_alive"), _int(member.status, "workers")
+        if alive < configured:
+            problems.append(f"{member.name}: {alive}/{configured} workers alive")
+        silent = sorted(index for index, line in member.workers.items() if line is None)
+        if silent:
+            problems.append(f"{member.name}: no health key from worker(s) {', '.join(map(str, silent))}")
+        if member.status.get("metrics", "").startswith("unavailable"):
+            problems.append(f"{member.name}: metrics endpoint {member.status['metrics']}")
+    return problems

@@ -1,0 +1,316 @@
+"""The fleet-wide slot and isolation registry: leases in Redis, granted by atomic Lua.
+
+One lease = one execution's right to run: a slot, claims on its triangle, primary quote and
+pair symbols, and its notional counted against the quote's capital cap. ``acquire`` is one
+EVALSHA that drops expired leases and then grants or refuses, so supervisors on any number of
+hosts share one set of slots and claims (the seed's ``_is_blocked`` made global). Every grant
+carries a fencing token from a counter; ``renew`` and ``release`` act only for the holder of the
+lease's current token, so an owner that lost its lease (expired, then reclaimed) cannot release
+or extend someone else's. All lease times come from the Redis server's clock (``TIME``).
+
+Refusal reasons, first failing one wins: ``paused``, ``duplicate`` (this lease id is already
+live: a correlation id never runs twice at once), ``stale`` (the book is older than the
+triangle's last trade: a fact about the signal, so it outranks the reasons below, which depend on
+what else runs), ``no_slot``, ``triangle_busy``, ``quote_busy``, ``pair_busy``, ``capital_cap``,
+``rate_budget`` (with a rate budget: the triangle's exchange weight, taken in the same call).
+Redis errors (connection, or a malformed config value) propagate as ``redis`` exceptions.
+
+Operator settings: hash ``trident:{reg}:config``, read by every acquire, so a change binds the
+whole fleet from the next signal on. Leases already held are never revoked by a change.
+
+====================  =======  ================================================================
+field                 default  meaning
+====================  =======  ================================================================
+paused                0        1: refuse every acquire (``paused``)
+slots                 4        most leases held at once, fleet-wide (``no_slot``)
+enforce_same_quote    0        1: one lease per primary quote at a time (``quote_busy``)
+enforce_pair          1        1: a pair symbol in at most one lease at a time (``pair_busy``)
+cap:<QUOTE>           none     most notional in QUOTE held by that quote's leases
+                               (``capital_cap``): a decimal string, at most 18 places
+====================  =======  ================================================================
+
+Flags: absent means the default, ``0`` means off and any other value means on, so a typo such
+as ``true`` errs towards pausing or enforcing. A ``slots`` that is not a whole number or a cap
+that is not a plain decimal makes acquires fail with a Redis error naming the field (fail closed).
+With plain redis-cli (quote the key: it contains braces)::
+
+    redis-cli HSET 'trident:{reg}:config' paused 1            # pause the fleet
+    redis-cli HSET 'trident:{reg}:config' paused 0            # resume
+    redis-cli HSET 'trident:{reg}:config' slots 3
+    redis-cli HSET 'trident:{reg}:config' enforce_same_quote 1
+    redis-cli HSET 'trident:{reg}:config' enforce_pair 0
+    redis-cli HSET 'trident:{reg}:config' cap:USDT 1000.50
+    redis-cli HDEL 'trident:{reg}:config' cap:USDT            # no cap for USDT
+    redis-cli HGETALL 'trident:{reg}:config'
+    redis-cli ZRANGE 'trident:{reg}:leases' 0 -1 WITHSCORES   # live leases -> expiry ms
+    redis-cli HGETALL 'trident:{reg}:lease_data'              # what each lease holds
+    redis-cli HGETALL 'trident:{reg}:capital'                 # notional in use per quote
+
+Capital is exact: the scripts add and compare amounts as integers of 10^-18 units held in
+digit strings (Lua numbers are doubles, where 0.1 + 0.2 > 0.3), so notionals and caps may have
+up to 18 decimal places and any size. Claim hashes hold comma-separated lease ids: with a rule
+off, several leases may share a quote or pair, and releasing one removes only its own id; pair
+claims are always written, so switching ``enforce_pair`` on binds leases already held.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+import redis.asyncio as aioredis
+
+from shared.store import keys
+from shared.store.ratebudget import BUDGET_LUA, RateBudget
+
+__all__ = ["LeaseRequest", "Grant", "Refusal", "RegistryConfig", "LeaseInfo", "Registry", "REFUSAL_REASONS"]
+
+REFUSAL_REASONS = (
+    "paused", "duplicate", "stale", "no_slot", "triangle_busy", "quote_busy", "pair_busy", "capital_cap",
+    "rate_budget",
+)
+_MAX_PLACES = 18  # must match SCALE in lua/common.lua
+_AMOUNT = re.compile(r"([0-9]*)\.?([0-9]*)")
+_DEFAULT_SLOTS = 4
+
+_LUA_DIR = Path(__file__).with_name("lua")
+_COMMON_LUA = (_LUA_DIR / "common.lua").read_text()
+_SCRIPT_SOURCES = {name: _COMMON_LUA + (_LUA_DIR / f"{name}.lua").read_text()
+                   for name in ("renew", "release", "sweep")}
+# acquire also takes the triangle's exchange weight in the same round trip (shared/store/ratebudget.py)
+_SCRIPT_SOURCES["acquire"] = _COMMON_LUA + BUDGET_LUA + (_LUA_DIR / "acquire.lua").read_text()
+# Every script gets the same KEYS in this order (lua/common.lua names them).
+_SCRIPT_KEYS = [
+    keys.CONFIG, keys.LEASES, keys.LEASE_DATA, keys.CLAIM_TRI, keys.CLAIM_QUOTE, keys.CLAIM_PAIR,
+    keys.CAPITAL, keys.LAST_TRADE, keys.TOKEN, keys.RATE_BUDGET,
+]
+_FLAG_DEFAULTS = {"paused": False, "enforce_same_quote": False, "enforce_pair": True}
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseRequest:
+    """What one execution wants to hold. Ids and pairs travel comma-joined, so none has a comma."""
+
+    lease_id: str
+    triangle_id: str
+    quote: str
+    pairs: tuple[str, ...]
+    notional: Decimal
+    book_ts_ms: int
+
+    def __post_init__(self) -> None:
+        if not self.lease_id or "," in self.lease_id:
+            raise ValueError(f"lease_id must be non-empty without commas: {self.lease_id!r}")
+        if not self.triangle_id or not self.quote or "," in self.quote:
+            raise ValueError(f"triangle_id and quote must be non-empty: {self.triangle_id!r}, {self.quote!r}")
+        for pair in self.pairs:
+            if not pair or "," in pair:
+                raise ValueError(f"pair symbols must be non-empty without commas: {self.pairs!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    lease_id: str
+    token: int
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class RegistryConfig:
+    paused: bool
+    slots: int
+    enforce_same_quote: bool
+    enforce_pair: bool
+    caps: dict[str, Decimal]
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseInfo:
+    """One stored lease; ``expires_ms`` may be past for a lease not yet swept."""
+
+    lease_id: str
+    token: int
+    triangle_id: str
+    quote: str
+    pairs: tuple[str, ...]
+    notional: Decimal
+    owner: str
+    started_ms: int
+    expires_ms: int
+
+
+# Refusals are immutable, so one instance per reason serves every call, whichever way the
+# client decodes replies.
+_REFUSALS: dict[str | bytes, Refusal] = {}
+for _reason in REFUSAL_REASONS:
+    _REFUSALS[_reason] = _REFUSALS[_reason.encode()] = Refusal(_reason)
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _amount_text(value: Decimal, what: str) -> str:
+    """The plain decimal string the scripts accept: no sign, no exponent, at most 18 places."""
+    if not isinstance(value, Decimal) or not value.is_finite() or value < 0:
+        raise ValueError(f"{what} must be a finite non-negative Decimal, got {value!r}")
+    text = format(value.copy_abs(), "f")  # copy_abs only turns -0 into 0 here
+    point = text.find(".")
+    if point >= 0 and len(text) - point - 1 > _MAX_PLACES:
+        text = text.rstrip("0").rstrip(".")  # trailing zeros carry no value
+        if "." in text and len(text) - point - 1 > _MAX_PLACES:
+            raise ValueError(f"{what} has more than {_MAX_PLACES} decimal places: {value}")
+    return text
+
+
+def _parse_amount(text: str, what: str) -> Decimal:
+    """Read an amount exactly as the scripts do (so config() fails where acquire would)."""
+    match = _AMOUNT.fullmatch(text)
+    if match is None or not (match[1] or match[2]) or len(match[2]) > _MAX_PLACES:
+        raise ValueError(f"{what} is not a non-negative decimal with at most {_MAX_PLACES} places: {text!r}")
+    return Decimal(text)
+
+
+def _flag(raw: dict[str, str], name: str) -> bool:
+    value = raw.get(name)
+    return _FLAG_DEFAULTS[name] if value is None else value not in ("0", "")
+
+
+class Registry:
+    """Async client of the registry scripts; one per supervisor, safe to share between tasks."""
+
+    __slots__ = ("_redis", "_owner", "_ttl_ms", "_budget", "_acquire", "_renew", "_release", "_sweep")
+
+    def __init__(
+        self, redis: aioredis.Redis, *, owner: str, ttl_ms: int = 30_000, budget: RateBudget | None = None
+    ) -> None:
+        if ttl_ms <= 0:
+            raise ValueError(f"ttl_ms must be positive, got {ttl_ms}")
+        self._redis = redis
+        self._owner = owner
+        self._ttl_ms = ttl_ms
+        self._budget = budget
+        # register_script runs EVALSHA and reloads the source on NOSCRIPT (restart, SCRIPT FLUSH).
+        self._acquire = redis.register_script(_SCRIPT_SOURCES["acquire"])
+        self._renew = redis.register_script(_SCRIPT_SOURCES["renew"])
+        self._release = redis.register_script(_SCRIPT_SOURCES["release"])
+        self._sweep = redis.register_script(_SCRIPT_SOURCES["sweep"])
+
+    async def acquire(self, request: LeaseRequest, weight: int = 0) -> Grant | Refusal:
+        """Grant a lease for ``ttl_ms`` with a fresh fencing token, or refuse with the first reason.
+
+        With a rate budget, ``weight`` (the triangle's exchange weight) is taken from it in the
+        same script, after every isolation check: one round trip, and refusals spend nothing.
+        """
+        budget = self._budget
+        if budget is None:
+            weight = 0
+        answer = await self._acquire(_SCRIPT_KEYS, (
+            request.lease_id, self._ttl_ms, request.triangle_id, request.quote, ",".join(request.pairs),
+            _amount_text(request.notional, "notional"), request.book_ts_ms, self._owner,
+            weight, budget.limit if budget else 0, budget.window_ms if budget else 0,
+        ))
+        granted, detail = answer[0], answer[1]
+        if granted == 1:
+            return Grant(request.lease_id, detail)
+        refusal = _REFUSALS.get(detail) or Refusal(_text(detail))
+        if budget is not None and refusal.reason == "rate_budget":
+            budget.note_refused(int(answer[2]))
+        return refusal
+
+    async def renew(self, lease_id: str, token: int) -> bool:
+        """Extend a live lease to now + ttl_ms; False if it expired or the token is not current."""
+        return await self._renew(_SCRIPT_KEYS, (lease_id, token, self._ttl_ms)) == 1
+
+    async def release(self, lease_id: str, token: int, last_trade_ms: int = 0) -> bool:
+        """Free the lease; False (and nothing changed) if the token is not current or it is gone."""
+        return await self._release(_SCRIPT_KEYS, (lease_id, token, last_trade_ms)) == 1
+
+    async def sweep(self) -> list[str]:
+        """Drop expired leases with their claims; the ids dropped."""
+        return [_text(lease_id) for lease_id in await self._sweep(_SCRIPT_KEYS)]
+
+    async def config(self) -> RegistryConfig:
+        """The settings in force, defaults filled in; ValueError for values acquire would reject."""
+        raw = {_text(k): _text(v) for k, v in (await self._redis.hgetall(keys.CONFIG)).items()}
+        slots_text = raw.get("slots", str(_DEFAULT_SLOTS))
+        try:
+            slots = int(slots_text)
+        except ValueError:
+            raise ValueError(f"config slots is not a whole number: {slots_text!r}") from None
+        caps = {field[4:]: _parse_amount(value, field) for field, value in raw.items() if field.startswith("cap:")}
+        return RegistryConfig(
+            paused=_flag(raw, "paused"),
+            slots=slots,
+            enforce_same_quote=_flag(raw, "enforce_same_quote"),
+            enforce_pair=_flag(raw, "enforce_pair"),
+            caps=caps,
+        )
+
+    async def set_config(self, **fields: object) -> None:
+        """Change settings atomically, e.g. ``paused=True, slots=3, caps={"USDT": Decimal("1000")}``.
+
+        ``caps`` merges: listed quotes are set, a quote mapped to ``None`` loses its cap, others
+        keep theirs.
+        """
+        updates: dict[str, str] = {}
+        removals: list[str] = []
+        for name, value in fields.items():
+            if name in _FLAG_DEFAULTS:
+                if not isinstance(value, bool):
+                    raise TypeError(f"{name} must be a bool, got {value!r}")
+                updates[name] = "1" if value else "0"
+            elif name == "slots":
+                if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                    raise ValueError(f"slots must be a non-negative int, got {value!r}")
+                updates[name] = str(value)
+            elif name == "caps":
+                if not isinstance(value, dict):
+                    raise TypeError(f"caps must be a dict of quote -> Decimal | None, got {value!r}")
+                for quote, cap in value.items():
+                    if cap is None:
+                        removals.append(f"cap:{quote}")
+                    else:
+                        updates[f"cap:{quote}"] = _amount_text(cap, f"cap:{quote}")
+            else:
+                raise TypeError(f"unknown registry config field {name!r}")
+        async with self._redis.pipeline(transaction=True) as pipe:
+            if updates:
+                pipe.hset(keys.CONFIG, mapping=updates)
+            if removals:
+                pipe.hdel(keys.CONFIG, *removals)
+            await pipe.execute()
+
+    async def leases(self) -> list[LeaseInfo]:
+        """Every stored lease, soonest expiry first, read in one MULTI snapshot."""
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.zrange(keys.LEASES, 0, -1, withscores=True)
+            pipe.hgetall(keys.LEASE_DATA)
+            expiries, records = await pipe.execute()
+        records = {_text(k): v for k, v in records.items()}
+        infos = []
+        for member, expires_ms in expiries:
+            lease_id = _text(member)
+            record = records.get(lease_id)
+            if record is None:
+                continue
+            lease = json.loads(record)
+            infos.append(LeaseInfo(
+                lease_id=lease_id,
+                token=int(lease["token"]),
+                triangle_id=lease["triangle"],
+                quote=lease["quote"],
+                pairs=tuple(lease["pairs"].split(",")) if lease["pairs"] else (),
+                notional=Decimal(lease["notional"]),
+                owner=lease["owner"],
+                started_ms=int(lease["started_ms"]),
+                expires_ms=int(expires_ms),
+            ))
+        return infos

@@ -1,0 +1,79 @@
+"""Helpers for end-to-end tests: a simulator, a supervisor with real worker processes, signals."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from decimal import Decimal
+from pathlib import Path
+
+import redis.asyncio as aioredis
+
+from shared.credentials import Credentials
+from shared.kucoin.rest import KucoinRest
+from shared.kucoin.session import make_session
+from shared.report import ExecutionReport, report_from_fields
+from shared.settings import Settings, load_settings
+from sim.config import DEMO_API_KEY, DEMO_API_PASSPHRASE, DEMO_API_SECRET
+from sim.server import RunningSimulator
+from supervisor.app import Supervisor
+from tools.synthetic import Market, fetch_markets, find_triangles, make_signal
+
+
+async def wait_until(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
+    """Poll a condition owned by another process (no event to wait on) until it holds."""
+    async with asyncio.timeout(timeout_s):
+        while not condition():
+            await asyncio.sleep(0.005)
+
+
+def e2e_settings(redis_url: str, exchange_url: str, workdir: Path, **overrides: object) -> Settings:
+    values: dict[str, object] = dict(
+        redis_url=redis_url, socket_path=str(workdir / "signals.sock"), workers=2, exchange_url=exchange_url,
+        spool_dir=str(workdir / "spool"), log_level="warning", lease_ttl_ms=5000,
+        credentials=Credentials(DEMO_API_KEY, DEMO_API_SECRET, DEMO_API_PASSPHRASE),
+    )
+    values.update(overrides)
+    return load_settings(env={}, **values)
+
+
+@asynccontextmanager
+async def running_supervisor(settings: Settings) -> AsyncIterator[Supervisor]:
+    supervisor = Supervisor(settings)
+    await supervisor.start()
+    try:
+        yield supervisor
+    finally:
+        await supervisor.stop()
+
+
+async def markets_of(simulator: RunningSimulator) -> dict[str, Market]:
+    async with make_session() as session:
+        return await fetch_markets(KucoinRest(session, simulator.url))
+
+
+def fresh_signal(markets: dict[str, Market], triangle_index: int, cid: str, volume: str = "100") -> dict:
+    """A valid signal for one triangle, stamped as if its book was sampled just now."""
+    triangle = find_triangles(markets)[triangle_index]
+    return make_signal(triangle, markets, Decimal(volume), correlation_id=cid, now_ms=int(time.time() * 1000))
+
+
+def restamped(signal: dict) -> dict:
+    """The same signal with its book sampled just now: send-time stamping, as a live engine does.
+
+    A book older than its triangle's last completed trade is refused as stale, so signals built
+    ahead of time must be stamped when they are sent.
+    """
+    now_ms = int(time.time() * 1000)
+    return {**signal, "book_ts_ms": now_ms, "t_sock_arrive_ms": now_ms, "t_arrive_ms": now_ms, "t_eval_ms": now_ms,
+            "ts_ms": now_ms}
+
+
+async def stream_reports(redis_url: str, stream: str = "trident:reports") -> list[ExecutionReport]:
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        return [report_from_fields(fields) for _, fields in await client.xrange(stream)]
+    finally:
+        await client.aclose()

@@ -1,0 +1,128 @@
+"""`trident ctl`, run as the operator runs it (a separate process), against a running supervisor."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import tempfile
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from shared.codec import encode_frame
+from shared.store.fleet import FleetMember, fleet_problems
+from sim.server import RunningSimulator
+from supervisor.app import Supervisor
+from tests.support.e2e import (
+    e2e_settings,
+    fresh_signal,
+    markets_of,
+    restamped,
+    running_supervisor,
+)
+from tools.send import send_frames
+
+
+async def ctl(redis_url: str, *args: str) -> tuple[int, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tools.cli", "ctl", "--redis-url", redis_url, *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await proc.communicate()
+    return proc.returncode, out.decode()
+
+
+@pytest.fixture
+async def trident(redis_url: str, simulator: RunningSimulator) -> AsyncIterator[Supervisor]:
+    settings = e2e_settings(redis_url, simulator.url, Path(tempfile.mkdtemp(prefix="tri-ctl-")), workers=1,
+                            metrics_port=0)
+    async with running_supervisor(settings) as supervisor:
+        yield supervisor
+
+
+async def send(supervisor: Supervisor, markets: dict, *signals: tuple[int, str]) -> None:
+    before = supervisor.frames
+    frames = [encode_frame(restamped(fresh_signal(markets, index, cid))) for index, cid in signals]
+    await send_frames(supervisor.settings.socket_path, frames, progress=False)
+    await supervisor.wait_frames(before + len(signals), 10)
+
+
+async def test_status_and_check_show_the_fleet_and_the_settings_commands_write_the_config(
+    trident: Supervisor, redis_url: str, redis_client
+) -> None:
+    async with asyncio.timeout(5):  # the worker's first health line comes with its first second
+        while not await redis_client.exists(f"trident:health:{trident.name}:w0"):
+            await asyncio.sleep(0.05)
+    code, out = await ctl(redis_url, "status")
+    assert code == 0 and f"{trident.name}" in out and "1/1" in out and "w0: " in out and "pid=" in out, out
+    code, out = await ctl(redis_url, "status", "--json")
+    fleet = json.loads(out)
+    assert [m["name"] for m in fleet["supervisors"]] == [trident.name] and fleet["in_flight"] == 0
+    assert fleet["supervisors"][0]["status"]["workers_alive"] == "1"
+    assert await ctl(redis_url, "check") == (0, "OK: 1 supervisor(s), 1 worker(s) alive\n")
+    code, out = await ctl(redis_url, "check", "--min-supervisors", "2")
+    assert code == 1 and out.startswith("CRITICAL: 1 live supervisor(s)")
+    assert (await ctl(redis_url, "check", "--host", "no-such-host"))[0] == 1
+
+    for args in (["slots", "3"], ["same-quote", "on"], ["pair-isolation", "off"], ["cap", "USDT", "150.5"]):
+        assert (await ctl(redis_url, *args))[0] == 0
+    config = {k.decode(): v.decode() for k, v in (await redis_client.hgetall("trident:{reg}:config")).items()}
+    assert config == {"slots": "3", "enforce_same_quote": "1", "enforce_pair": "0", "cap:USDT": "150.5"}
+    code, out = await ctl(redis_url, "cap", "USDT", "none")
+    assert code == 0 and "caps: none" in out and "slots=3 same-quote=on pair-isolation=off" in out
+    for bad in (["slots", "-1"], ["cap", "USDT", "lots"], ["same-quote", "maybe"]):
+        assert (await ctl(redis_url, *bad))[0] == 2, bad
+    assert await redis_client.hget("trident:{reg}:config", "slots") == b"3"  # unchanged by the refused ones
+
+    code, out = await ctl(redis_url, "pause")
+    assert code == 0 and "paused=yes" in out
+    await trident.control.refresh()
+    assert trident.admission.paused
+    code, out = await ctl(redis_url, "resume")
+    assert code == 0 and "paused=no halted=no" in out
+
+
+async def test_cancel_inflight_reports_and_halt(
+    trident: Supervisor, simulator: RunningSimulator, redis_url: str
+) -> None:
+    markets = await markets_of(simulator)
+    simulator.sim.update_knobs(latency_ms=2500)  # a paper execution checks for cancel once its order tests answer
+    await send(trident, markets, (0, "c-1"), (8, "c-2"))
+    code, out = await ctl(redis_url, "inflight")
+    assert code == 0 and "c-1" in out and "c-2" in out and trident.name in out, out
+    code, out = await ctl(redis_url, "cancel", "c-1")
+    assert (code, out.strip()) == (0, "cancel of c-1 delivered; it ended aborted (cancelled)")
+    not_in_flight = "c-ghost is not in flight (finished already, or never admitted)\n"
+    assert await ctl(redis_url, "cancel", "c-ghost") == (1, not_in_flight)
+    await trident.wait_idle(5)
+    await send(trident, markets, (0, "c-3"), (8, "c-4"))
+    code, out = await ctl(redis_url, "halt")
+    assert code == 0 and out.strip().endswith("halted: nothing in flight"), out
+    await trident.wait_idle(5)
+    code, out = await ctl(redis_url, "reports", "-n", "5")
+    rows = {tuple(row.split()[1:3]) for row in out.splitlines()[1:]}
+    assert code == 0 and rows == {("c-1", "aborted"), ("c-2", "filled"), ("c-3", "aborted"), ("c-4", "aborted")}, out
+    assert (await ctl(redis_url, "inflight")) == (0, "nothing in flight\n")
+
+
+async def test_check_fails_without_supervisors_or_without_redis(redis_url: str, tmp_path: Path) -> None:
+    code, out = await ctl(redis_url, "check")
+    assert (code, out) == (1, "CRITICAL: 0 live supervisor(s), expected at least 1\n")
+    nowhere = f"unix://{tmp_path}/no-redis.sock"
+    assert (await ctl(nowhere, "check"))[0] == 1
+    assert (await ctl(nowhere, "status"))[0] == 2
+
+
+def test_fleet_problems_name_dead_workers_and_silent_health_keys() -> None:
+    healthy = FleetMember("a:1", {"host": "a", "workers": "2", "workers_alive": "2", "metrics": "127.0.0.1:9464"},
+                          {0: "line", 1: "line"})
+    assert fleet_problems([healthy]) == []
+    sick = FleetMember("b:2", {"host": "b", "workers": "2", "workers_alive": "1", "metrics": "unavailable (x)"},
+                       {0: "line", 1: None})
+    assert fleet_problems([healthy, sick]) == [
+        "b:2: 1/2 workers alive", "b:2: no health key from worker(s) 1", "b:2: metrics endpoint unavailable (x)",
+    ]
+    assert fleet_problems([healthy, sick], host="a") == []
+    assert fleet_problems([healthy], min_supervisors=2) == ["1 live supervisor(s), expected at least 2"]

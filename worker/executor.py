@@ -1,0 +1,237 @@
+"""The executor: many concurrent executions on one warm client, each ending in one report and one `Done`.
+
+A worker process (`worker.entry`) and the inline pool (`worker.inline`) both run this very class,
+so there is one execution path whichever shape the supervisor runs in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import NamedTuple
+
+import redis.asyncio as aioredis
+import structlog
+from redis.exceptions import RedisError
+
+from shared.channel import Cancel, Channel, Done, Hello, Job
+from shared.kucoin.rest import KucoinRest
+from shared.kucoin.session import make_session
+from shared.report import ExecutionReport, Status
+from shared.settings import Settings
+from shared.signal import SignalError, parse_signal
+from shared.store.ratebudget import RateBudget
+from shared.store.reports import ReportPublisher
+from worker.live import LiveRuntime, execute_live
+from worker.paper import ExecutionContext, execute_paper
+
+__all__ = ["WorkerSpec", "Worker", "ExecutorResources", "keepalive", "exchange_error_code"]
+
+log = structlog.get_logger(__name__)
+_D0 = Decimal(0)
+_KUCOIN_CODE = re.compile(r"KuCoin (\w+):")
+_HTTP_STATUS = re.compile(r"\(HTTP (\d+)\)")
+
+
+class WorkerSpec(NamedTuple):
+    """Everything a worker needs, picklable so it crosses the spawn boundary."""
+
+    index: int
+    settings: Settings
+    host: str
+
+
+_OBSERVE_INTERVAL_NS = 100_000_000
+
+
+class Worker:
+    """The executor of one worker process (or of the supervisor itself, inline): many jobs at once.
+
+    It owns nothing the process does not: the channel (or the inline pool's stand-in), the warm
+    client, the report publisher; every job it takes ends in exactly one report and one `Done`.
+    """
+
+    def __init__(
+        self, spec: WorkerSpec, channel: Channel, client: KucoinRest, publisher: ReportPublisher, budget: RateBudget
+    ) -> None:
+        self.spec = spec
+        self.name = f"{spec.host}/w{spec.index}"
+        self.channel = channel
+        self.client = client
+        self.publisher = publisher
+        self.budget = budget
+        self.observed: object = None  # the client's rate-limit info last passed to the budget
+        self.next_observe_ns = 0
+        self.context = ExecutionContext(
+            worker=self.name, host=spec.host, mode=spec.settings.mode, fill_model=spec.settings.fill_model
+        )
+        self.running: set[asyncio.Task[None]] = set()
+        self.cancelled: set[str] = set()
+        self.outcomes: Counter[str] = Counter()
+        self.live: LiveRuntime | None = None  # set by worker_main in live mode only
+
+    async def serve(self) -> None:
+        self.channel.send(Hello(self.spec.index, os.getpid()))
+        while (message := await self.channel.recv()) is not None:
+            if isinstance(message, Job):
+                task = asyncio.create_task(self.run(message))
+                self.running.add(task)
+                task.add_done_callback(self.running.discard)
+            elif isinstance(message, Cancel):
+                self.cancelled.add(message.correlation_id)
+        if self.running:
+            log.info("worker_draining", executions=len(self.running))
+            await asyncio.gather(*self.running, return_exceptions=True)
+
+    async def run(self, job: Job) -> None:
+        cid = job.correlation_id
+        try:
+            report = await self.execute(job)
+        except Exception as exc:  # a bug must still end in a report, never a silent drop
+            log.exception("execution_crashed", correlation_id=cid)
+            report = _failure(job, self.context, f"internal error: {type(exc).__name__}: {exc}")
+        await self.publisher.publish(report)
+        self.cancelled.discard(cid)
+        self.outcomes[str(report.status)] += 1
+        self.channel.send(_done_message(report))
+        await self.observe_rate_limit()
+
+    async def observe_rate_limit(self) -> None:
+        """Hand the exchange's latest gw-ratelimit-* headers to the fleet's budget (after Done:
+        the correction matters to the next admissions, not to this execution's latency)."""
+        info = self.client.last_rate_limit
+        if info is None or info is self.observed:
+            return
+        now_ns = time.monotonic_ns()
+        # One EVALSHA per execution would be the worker's costliest Redis call; the admissions
+        # already count Trident's own spending, the headers only add what others spent. So
+        # correct at most every _OBSERVE_INTERVAL_NS, and at once when the pool runs low.
+        if now_ns < self.next_observe_ns and info.remaining > info.limit // 10:
+            return
+        self.next_observe_ns = now_ns + _OBSERVE_INTERVAL_NS
+        self.observed = info
+        try:
+            await self.budget.observe(info.limit, info.remaining, info.reset_ms)
+        except (RedisError, OSError) as exc:  # Redis down: the next answer's headers correct it then
+            log.debug("rate_budget_observe_failed", error=str(exc))
+
+    async def execute(self, job: Job) -> ExecutionReport:
+        try:
+            signal = parse_signal(job.signal)
+        except SignalError as exc:
+            return _failure(job, self.context, str(exc))
+        if signal.live:
+            if self.live is None:  # the supervisor refuses these in paper mode; this is the second lock
+                return _failure(job, self.context, "live signal refused: this service runs in paper mode")
+            return await execute_live(
+                signal, self.live, self.context, received_ms=job.received_ms, received_ns=job.received_ns,
+                cancelled=lambda: job.correlation_id in self.cancelled,
+            )
+        return await execute_paper(
+            signal,
+            self.client,
+            self.context,
+            received_ms=job.received_ms,
+            received_ns=job.received_ns,
+            cancelled=lambda: job.correlation_id in self.cancelled,
+        )
+
+
+    def health_line(self) -> str:
+        """One line for `redis-cli GET`, like arq's: when, who, what it holds and has done."""
+        done = " ".join(f"{status}={count}" for status, count in sorted(self.outcomes.items()))
+        return (
+            f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ} pid={os.getpid()} ongoing={len(self.running)} "
+            f"done={self.outcomes.total()}{' ' + done if done else ''} spooled={self.publisher.spooled}"
+        )
+
+
+def exchange_error_code(error: str) -> str:
+    """The exchange's code in a report's error text (as `KucoinError.__str__` writes it): the KuCoin
+    code ("200004"), else "http_<status>", else "transport" for a call that got no answer; "" when
+    the error did not come from the exchange at all."""
+    if "KuCoin" not in error:
+        return ""
+    if (code := _KUCOIN_CODE.search(error)) is not None:
+        return code[1]
+    if (status := _HTTP_STATUS.search(error)) is not None:
+        return f"http_{status[1]}"
+    return "transport"
+
+
+def _done_message(report: ExecutionReport) -> Done:
+    """Done with the report's timings, so the supervisor's histograms cover every worker."""
+    legs = [fill.latency_ms for fill in report.fills[:3]]
+    legs += [0.0] * (3 - len(legs))
+    return Done(report.correlation_id, str(report.status), report.ts_ms, report.first_order_ms, report.total_ms,
+                *legs, exchange_error_code(report.error))
+
+
+def _failure(job: Job, context: ExecutionContext, error: str) -> ExecutionReport:
+    """A report for an execution that could not even start (or crashed): failed, with why."""
+    triangle = job.signal.get("triangle_key") if isinstance(job.signal, dict) else None
+    return ExecutionReport(
+        correlation_id=job.correlation_id, status=Status.FAILED, mode=context.mode, fill_model=context.fill_model,
+        triangle=tuple(str(p) for p in triangle) if isinstance(triangle, list) else (),
+        primary_quote="", predicted_bps=0.0, effective_bps=0.0, profit=_D0, spent=_D0, returned=_D0,
+        ts_ms=int(time.time() * 1000), book_ts_ms=0, signal_ts_ms=0, received_ts_ms=job.received_ms,
+        first_order_ms=0.0, total_ms=0.0, error=error, worker=context.worker, host=context.host,
+    )
+
+
+async def keepalive(client: KucoinRest, settings: Settings) -> None:
+    """Keep the connection to the exchange warm, as the seed did: an idle socket costs a handshake."""
+    while True:
+        await asyncio.sleep(settings.keepalive_s)
+        try:
+            await client.server_time()
+        except Exception as exc:  # a failed ping is not fatal; the next order reconnects
+            log.debug("keepalive_failed", error=str(exc))
+
+
+class ExecutorResources:
+    """What one executor holds open: a warm session, the trading client, a separate ping client,
+    Redis, the report publisher and the rate budget. Worker processes and the inline pool open
+    them the same way, here."""
+
+    def __init__(self, settings: Settings, spool: Path) -> None:
+        self.settings = settings
+        self.session = make_session(settings.http_timeout_s)
+        self.redis = aioredis.Redis.from_url(
+            settings.redis_url, socket_timeout=settings.redis_timeout_s,
+            socket_connect_timeout=settings.redis_timeout_s,
+        )
+        self.client = KucoinRest(self.session, settings.exchange_url, settings.credentials,
+                                 timeout_s=settings.http_timeout_s)
+        # Pings go through their own client on the same warm session: the public pool's
+        # gw-ratelimit-* headers must never reach the fleet's Spot budget through
+        # `client.last_rate_limit`.
+        self.pinger = KucoinRest(self.session, settings.exchange_url, timeout_s=settings.http_timeout_s)
+        self.publisher = ReportPublisher(self.redis, settings.report_stream, settings.report_maxlen, spool)
+        self.budget = RateBudget(self.redis, limit=settings.rate_budget_limit,
+                                 window_ms=settings.rate_budget_window_ms)
+
+    async def warm(self, timeout_s: float | None = None) -> None:
+        """Open the exchange connection before the first order needs it; a failure is not fatal."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                await self.pinger.server_time()
+        except Exception as exc:  # start anyway: the first order reconnects
+            log.warning("exchange_unreachable_at_start", error=str(exc))
+
+    def background(self) -> list[asyncio.Task[None]]:
+        """The keep-alive pings and the spool replayer, started."""
+        return [
+            asyncio.create_task(keepalive(self.pinger, self.settings)),
+            asyncio.create_task(self.publisher.run_replayer()),
+        ]
+
+    async def close(self) -> None:
+        await self.session.close()
+        await self.redis.aclose()
