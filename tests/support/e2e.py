@@ -29,14 +29,21 @@ async def wait_until(condition: Callable[[], bool], timeout_s: float = 10.0) -> 
             await asyncio.sleep(0.005)
 
 
-def e2e_settings(redis_url: str, exchange_url: str, workdir: Path, **overrides: object) -> Settings:
+def run_values(redis_url: str, exchange_url: str, workdir: Path, **overrides: object) -> dict[str, object]:
+    """The one configuration of a test's Trident (in-process or as a process): the simulator's demo
+    account, a private socket and spool under `workdir`, two workers, plus the test's overrides."""
     values: dict[str, object] = dict(
         redis_url=redis_url, socket_path=str(workdir / "signals.sock"), workers=2, exchange_url=exchange_url,
         spool_dir=str(workdir / "spool"), log_level="warning", lease_ttl_ms=5000,
-        credentials=Credentials(DEMO_API_KEY, DEMO_API_SECRET, DEMO_API_PASSPHRASE),
     )
     values.update(overrides)
-    return load_settings(env={}, **values)
+    return values
+
+
+def e2e_settings(redis_url: str, exchange_url: str, workdir: Path, **overrides: object) -> Settings:
+    """`run_values` as Settings, for a supervisor started in the test's own process."""
+    return load_settings(env={}, credentials=Credentials(DEMO_API_KEY, DEMO_API_SECRET, DEMO_API_PASSPHRASE),
+                         **run_values(redis_url, exchange_url, workdir, **overrides))
 
 
 @asynccontextmanager

@@ -10,21 +10,17 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from sim.config import DEMO_API_KEY, DEMO_API_PASSPHRASE, DEMO_API_SECRET
+from tests.support.e2e import run_values
+
 __all__ = ["TridentProcess", "trident_env"]
 
 
 def trident_env(redis_url: str, exchange_url: str, workdir: Path, **settings: object) -> dict[str, str]:
-    """TRIDENT_* variables for a `trident run` against the simulator's demo account."""
-    from sim.config import DEMO_API_KEY, DEMO_API_PASSPHRASE, DEMO_API_SECRET  # noqa: PLC0415
-
-    env = {
-        "TRIDENT_REDIS_URL": redis_url, "TRIDENT_EXCHANGE_URL": exchange_url,
-        "TRIDENT_SOCKET_PATH": str(workdir / "signals.sock"), "TRIDENT_SPOOL_DIR": str(workdir / "spool"),
-        "TRIDENT_WORKERS": "1", "TRIDENT_LOG_LEVEL": "info",
-        "TRIDENT_API_KEY": DEMO_API_KEY, "TRIDENT_API_SECRET": DEMO_API_SECRET,
-        "TRIDENT_API_PASSPHRASE": DEMO_API_PASSPHRASE,
-    }
-    env.update({f"TRIDENT_{name.upper()}": str(value) for name, value in settings.items()})
+    """`run_values` as the TRIDENT_* environment of a `trident run` process (one worker, info logs)."""
+    values = run_values(redis_url, exchange_url, workdir, **{"workers": 1, "log_level": "info", **settings})
+    env = {f"TRIDENT_{name.upper()}": str(value) for name, value in values.items()}
+    env.update(TRIDENT_API_KEY=DEMO_API_KEY, TRIDENT_API_SECRET=DEMO_API_SECRET, TRIDENT_API_PASSPHRASE=DEMO_API_PASSPHRASE)
     return env
 
 

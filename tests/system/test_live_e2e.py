@@ -7,7 +7,6 @@ balances plus everything the reports on the stream say the account did, to the l
 from __future__ import annotations
 
 import time
-from collections import defaultdict
 from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
@@ -16,7 +15,7 @@ import redis.asyncio as aioredis
 
 from shared.channel import Job
 from shared.codec import encode_frame
-from shared.report import ExecutionReport, Status
+from shared.report import Status
 from shared.store.journal import Journal
 from shared.store.registry import Registry
 from sim.server import RunningSimulator
@@ -29,6 +28,7 @@ from tests.support.e2e import (
     stream_reports,
     wait_until,
 )
+from tests.support.reconcile import account_deltas
 from tools.send import send_frames
 from worker.live import unwind_client_oid
 from worker.paper import client_oid
@@ -36,18 +36,6 @@ from worker.paper import client_oid
 
 def live(signal: dict) -> dict:
     return {**signal, "live": True}
-
-
-def account_deltas(reports: list[ExecutionReport]) -> dict[str, Decimal]:
-    deltas: dict[str, Decimal] = defaultdict(Decimal)
-    for report in reports:
-        for fill in report.fills:
-            deltas[fill.input_currency] -= fill.spent
-            deltas[fill.output_currency] += fill.received
-        for unwind in report.unwinds:
-            deltas[unwind.currency] -= unwind.spent
-            deltas[report.primary_quote] += unwind.recovered
-    return deltas
 
 
 async def test_live_service_trades_journals_unwinds_and_reconciles(

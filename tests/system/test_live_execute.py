@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import copy
-from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from decimal import Decimal as D
@@ -34,6 +33,7 @@ from shared.store.journal import Journal, journal_key
 from sim import DEMO_CREDENTIALS, SimConfig, start_simulator
 from sim.server import RunningSimulator
 from sim.ws import hub_for
+from tests.support.reconcile import assert_reconciles
 from tests.support.sim import write_markets
 from worker.live import LiveRuntime, execute_live, unwind_client_oid
 from worker.live_order import OrderOutcome, OrderRunner, OrderSpec
@@ -123,16 +123,7 @@ class Venue:
 
     def assert_reconciles(self, report: ExecutionReport, start: dict[str, D] = START) -> None:
         """Simulator balances == start + every amount the report says moved, to the last digit."""
-        deltas: dict[str, D] = defaultdict(D)
-        for fill in report.fills:
-            deltas[fill.input_currency] -= fill.spent
-            deltas[fill.output_currency] += fill.received
-        for unwind in report.unwinds:
-            deltas[unwind.currency] -= unwind.spent
-            deltas[report.primary_quote] += unwind.recovered
-        end = self.sim.balances()
-        for currency in set(start) | set(end) | set(deltas):
-            assert end.get(currency, D(0)) == start.get(currency, D(0)) + deltas[currency], currency
+        assert_reconciles(start, self.sim.balances(), [report])
 
 
 @asynccontextmanager
