@@ -8,11 +8,15 @@ Unsigned, never rate-limited or faulted, plain JSON (not KuCoin's envelope):
 - `GET /_sim/balances` → `{"USDT": {"balance": "...", "available": "...", "holds": "..."}, ...}`;
   `POST /_sim/balances` with `{"USDT": "1000", ...}` sets those currencies' available balance.
 - `POST /_sim/reset` → books, balances, orders, log, rate pools and knobs back to the start.
+- `GET /_sim/ws/knobs` / `POST /_sim/ws/knobs` → the private WebSocket's knobs (see
+  `sim.knobs.WsKnobs`), like `/_sim/knobs`; `POST /_sim/ws/cut` → `{"cut": n}`, every
+  WebSocket connection dropped at once.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -31,11 +35,7 @@ def add_admin_routes(app: web.Application, sim: Simulator) -> None:
         return web.json_response(sim.knobs.to_dict())
 
     async def post_knobs(request: web.Request) -> web.Response:
-        changes = await _json_object(request)
-        try:
-            sim.update_knobs(changes)
-        except ValueError as exc:
-            raise _bad_request(str(exc)) from None
+        await _apply_json(request, sim.update_knobs)
         return web.json_response(sim.knobs.to_dict())
 
     async def get_orders(_: web.Request) -> web.Response:
@@ -46,16 +46,22 @@ def add_admin_routes(app: web.Application, sim: Simulator) -> None:
                                   for item in sim.exchange.accounts()})
 
     async def post_balances(request: web.Request) -> web.Response:
-        amounts = await _json_object(request)
-        try:
-            sim.set_balances(amounts)
-        except ValueError as exc:
-            raise _bad_request(str(exc)) from None
+        await _apply_json(request, sim.set_balances)
         return await get_balances(request)
 
     async def post_reset(_: web.Request) -> web.Response:
         sim.reset()
         return web.json_response({"reset": True})
+
+    async def get_ws_knobs(_: web.Request) -> web.Response:
+        return web.json_response(sim.ws_hub.knobs.to_dict())
+
+    async def post_ws_knobs(request: web.Request) -> web.Response:
+        await _apply_json(request, sim.ws_hub.update_knobs)
+        return web.json_response(sim.ws_hub.knobs.to_dict())
+
+    async def post_ws_cut(_: web.Request) -> web.Response:
+        return web.json_response({"cut": sim.ws_hub.cut_connections()})
 
     app.router.add_get(f"{ADMIN_PREFIX}/knobs", get_knobs)
     app.router.add_post(f"{ADMIN_PREFIX}/knobs", post_knobs)
@@ -63,6 +69,18 @@ def add_admin_routes(app: web.Application, sim: Simulator) -> None:
     app.router.add_get(f"{ADMIN_PREFIX}/balances", get_balances)
     app.router.add_post(f"{ADMIN_PREFIX}/balances", post_balances)
     app.router.add_post(f"{ADMIN_PREFIX}/reset", post_reset)
+    app.router.add_get(f"{ADMIN_PREFIX}/ws/knobs", get_ws_knobs)
+    app.router.add_post(f"{ADMIN_PREFIX}/ws/knobs", post_ws_knobs)
+    app.router.add_post(f"{ADMIN_PREFIX}/ws/cut", post_ws_cut)
+
+
+async def _apply_json(request: web.Request, apply: Callable[[dict[str, Any]], object]) -> None:
+    """Hand the request's JSON object to `apply`; its ValueError becomes a 400 naming the reason."""
+    changes = await _json_object(request)
+    try:
+        apply(changes)
+    except ValueError as exc:
+        raise _bad_request(str(exc)) from None
 
 
 async def _json_object(request: web.Request) -> dict[str, Any]:

@@ -6,9 +6,10 @@ Content-Type (415000); signature (private routes, HTTP 401); forced 429; rate-li
 latency. Endpoints return the `data` of the `{"code":"200000","data":...}` envelope, or raise
 `KucoinError`. Routes under `/_sim/` are the simulator's own admin API and skip all of this.
 
-The private WebSocket (`sim/ws.py`) is mounted at `WS_PRIVATE_PATH`; `bullet-private` hands out
-its tokens (kept in `Simulator.ws_tokens`), that endpoint and the hub's ping timing, and every
-accepted or cancelled order is pushed to it.
+Routes, pools, weights and codes come from `shared.kucoin.constants`, the same table the client
+reads. The private WebSocket (`sim/ws_hub.py`, held as `Simulator.ws_hub`) is mounted at
+`WS_PRIVATE_PATH`; `bullet-private` hands out its tokens (kept in `Simulator.ws_tokens`), that
+endpoint and the hub's ping timing, and every accepted or cancelled order is pushed to it.
 """
 
 from __future__ import annotations
@@ -23,31 +24,34 @@ from typing import Any, Awaitable, Callable
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from shared.money import fmt_decimal
-from sim.admin import add_admin_routes
-from sim.errors import (
+from shared.kucoin import constants as kc
+from shared.kucoin.constants import (
     BAD_REQUEST,
     INTERNAL_ERROR,
+    MAX_TRADE_FEE_SYMBOLS,
     METHOD_NOT_ALLOWED,
     PARAMETER_ERROR,
+    PUBLIC_POOL,
     SUCCESS,
     TOO_MANY_REQUESTS,
     UNKNOWN_SYMBOL,
     UNSUPPORTED_MEDIA_TYPE,
     URL_NOT_FOUND,
-    KucoinError,
+    Route,
 )
+from shared.money import fmt_decimal
+from sim.admin import add_admin_routes
+from sim.errors import KucoinError
 from sim.orderlog import OrderLogEntry
 from sim.orders import OrderRequest, parse_order_request
-from sim.ratelimit import MANAGEMENT, PUBLIC, SPOT, PoolState
+from sim.ratelimit import PoolState
 from sim.simulator import Simulator
-from sim.ws import PrivateWsHub, add_ws_routes, hub_for
+from sim.ws_hub import PrivateWsHub
 
 __all__ = ["create_app", "SIMULATOR_KEY", "WS_PRIVATE_PATH"]
 
 SIMULATOR_KEY = web.AppKey("simulator", Simulator)
 WS_PRIVATE_PATH = "/ws/private"
-_MAX_TRADE_FEE_SYMBOLS = 10
 _INVALID_JSON = object()
 _ORDER_BODY = web.RequestKey("order_body", object)
 _HANG_AFTER_MATCH = web.RequestKey("hang_after_match", bool)
@@ -57,11 +61,9 @@ Endpoint = Callable[[web.Request], Awaitable[Any]]
 
 @dataclass(frozen=True, slots=True)
 class RouteSpec:
-    """How the gateway treats one KuCoin route: its pool and weight, auth, and order-log kind."""
+    """How the gateway treats one KuCoin route: the route (pool, weight, auth) and order-log kind."""
 
-    pool: str
-    weight: int
-    private: bool
+    route: Route
     order_kind: str | None = None
 
 
@@ -70,27 +72,27 @@ def create_app(sim: Simulator) -> web.Application:
     specs: dict[web.AbstractRoute, RouteSpec] = {}
     app = web.Application(middlewares=[_gateway(sim, specs)])
     app[SIMULATOR_KEY] = sim
-    hub = hub_for(sim)
+    hub = sim.ws_hub
     endpoints = _Endpoints(sim, hub)
 
-    def add(method: str, path: str, handler: Endpoint, spec: RouteSpec) -> None:
-        specs[app.router.add_route(method, path, handler)] = spec
+    def add(route: Route, handler: Endpoint, order_kind: str | None = None) -> None:
+        specs[app.router.add_route(route.method, route.path, handler)] = RouteSpec(route, order_kind)
 
-    add("POST", "/api/v1/hf/orders", endpoints.place, RouteSpec(SPOT, 1, True, "place"))
-    add("POST", "/api/v1/hf/orders/test", endpoints.test, RouteSpec(SPOT, 1, True, "test"))
-    add("POST", "/api/v1/hf/orders/sync", endpoints.place_sync, RouteSpec(SPOT, 1, True, "sync"))
-    add("GET", "/api/v1/hf/orders/client-order/{clientOid}", endpoints.get_by_client_oid, RouteSpec(SPOT, 2, True))
-    add("GET", "/api/v1/hf/orders/{orderId}", endpoints.get_order, RouteSpec(SPOT, 2, True))
-    add("DELETE", "/api/v1/hf/orders/{orderId}", endpoints.cancel, RouteSpec(SPOT, 1, True))
-    add("GET", "/api/v1/trade-fees", endpoints.trade_fees, RouteSpec(SPOT, 3, True))
-    add("GET", "/api/v1/accounts", endpoints.accounts, RouteSpec(MANAGEMENT, 5, True))
-    add("POST", "/api/v1/bullet-private", endpoints.bullet_private, RouteSpec(SPOT, 10, True))
-    add("GET", "/api/v2/symbols", endpoints.symbols, RouteSpec(PUBLIC, 4, False))
-    add("GET", "/api/v1/market/orderbook/level2_20", endpoints.level2_20, RouteSpec(PUBLIC, 2, False))
-    add("GET", "/api/v1/market/orderbook/level2_100", endpoints.level2_100, RouteSpec(PUBLIC, 4, False))
-    add("GET", "/api/v1/timestamp", endpoints.timestamp, RouteSpec(PUBLIC, 3, False))
+    add(kc.PLACE_ORDER, endpoints.place, "place")
+    add(kc.PLACE_ORDER_TEST, endpoints.test, "test")
+    add(kc.PLACE_ORDER_SYNC, endpoints.place_sync, "sync")
+    add(kc.GET_ORDER_BY_CLIENT_OID, endpoints.get_by_client_oid)
+    add(kc.GET_ORDER, endpoints.get_order)
+    add(kc.CANCEL_ORDER, endpoints.cancel)
+    add(kc.TRADE_FEES, endpoints.trade_fees)
+    add(kc.ACCOUNTS, endpoints.accounts)
+    add(kc.BULLET_PRIVATE, endpoints.bullet_private)
+    add(kc.SYMBOLS, endpoints.symbols)
+    add(kc.ORDER_BOOK_20, endpoints.level2_20)
+    add(kc.ORDER_BOOK_100, endpoints.level2_100)
+    add(kc.SERVER_TIME, endpoints.timestamp)
     add_admin_routes(app, sim)
-    add_ws_routes(app, hub, WS_PRIVATE_PATH)
+    app.router.add_get(WS_PRIVATE_PATH, hub.handle)
     return app
 
 
@@ -129,7 +131,7 @@ def _gateway(sim: Simulator, specs: dict[web.AbstractRoute, RouteSpec]) -> Middl
             code = METHOD_NOT_ALLOWED if match_info.http_exception.status == 405 else URL_NOT_FOUND
             error = KucoinError(code)
             return _json_response(error.http_status, {"code": error.code, "msg": error.msg},
-                                  limiter.peek(PUBLIC).headers())
+                                  limiter.peek(PUBLIC_POOL).headers())
         body = await request.read()
         order_body: Any = None
         if spec.order_kind is not None:
@@ -161,12 +163,12 @@ async def _answer(sim: Simulator, request: web.Request, handler: Endpoint, spec:
     try:
         if body and request.method == "POST" and request.content_type != "application/json":
             raise KucoinError(UNSUPPORTED_MEDIA_TYPE)
-        if spec.private:
+        if spec.route.private:
             sim.verifier.verify(request.headers, request.method, request.raw_path, body, _now_ms())
         knobs, path, rng = sim.knobs, request.path, sim.rng
         if knobs.force_429.fires(path, rng):
             raise KucoinError(TOO_MANY_REQUESTS)
-        pool = sim.rate_limiter.charge(spec.pool, spec.weight)
+        pool = sim.rate_limiter.charge(spec.route.pool, spec.route.weight)
         if not pool.allowed:
             raise KucoinError(TOO_MANY_REQUESTS)
         if knobs.fail_5xx.fires(path, rng):
@@ -179,7 +181,7 @@ async def _answer(sim: Simulator, request: web.Request, handler: Endpoint, spec:
         return _Reply(200, {"code": SUCCESS, "data": data}, pool, hang=request.get(_HANG_AFTER_MATCH, False))
     except KucoinError as exc:
         return _Reply(exc.http_status, {"code": exc.code, "msg": exc.msg},
-                      pool if pool is not None else sim.rate_limiter.peek(spec.pool))
+                      pool if pool is not None else sim.rate_limiter.peek(spec.route.pool))
 
 
 def _log_order_call(sim: Simulator, arrival_ns: int, kind: str, body: Any, reply: _Reply) -> None:
@@ -265,8 +267,8 @@ class _Endpoints:
 
     async def trade_fees(self, request: web.Request) -> list[dict[str, str]]:
         names = [name for name in request.query.get("symbols", "").split(",") if name]
-        if not names or len(names) > _MAX_TRADE_FEE_SYMBOLS:
-            raise KucoinError(PARAMETER_ERROR, f"symbols must list 1 to {_MAX_TRADE_FEE_SYMBOLS} symbols.")
+        if not names or len(names) > MAX_TRADE_FEE_SYMBOLS:
+            raise KucoinError(PARAMETER_ERROR, f"symbols must list 1 to {MAX_TRADE_FEE_SYMBOLS} symbols.")
         symbols = self._sim.exchange.symbols
         if any(name not in symbols for name in names):
             raise KucoinError(UNKNOWN_SYMBOL)

@@ -10,6 +10,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from shared.credentials import Credentials
+from shared.kucoin.constants import (
+    MANAGEMENT_POOL_LIMIT,
+    PUBLIC_POOL_LIMIT,
+    RATE_WINDOW_MS,
+    SPOT_POOL_LIMIT,
+    TIMESTAMP_WINDOW_MS,
+)
 from sim.knobs import Knobs
 
 __all__ = [
@@ -42,10 +49,10 @@ class SimConfig:
     credentials: Credentials = DEMO_CREDENTIALS
     markets_path: Path | None = None
     knobs: Knobs = field(default_factory=Knobs)
-    spot_limit: int = 4000
-    public_limit: int = 2000
-    management_limit: int = 2000
-    rate_window_ms: int = 30_000
-    timestamp_window_ms: int = 5_000
+    spot_limit: int = SPOT_POOL_LIMIT
+    public_limit: int = PUBLIC_POOL_LIMIT
+    management_limit: int = MANAGEMENT_POOL_LIMIT
+    rate_window_ms: int = RATE_WINDOW_MS
+    timestamp_window_ms: int = TIMESTAMP_WINDOW_MS
     order_log_max: int = 1_000_000
     rng_seed: int | None = None

@@ -1,4 +1,4 @@
-"""KuCoin error codes and messages, as the simulator answers them.
+"""KuCoin error messages and HTTP statuses, as the simulator answers them (codes: shared.kucoin.constants).
 
 Clients key on the 6-digit `code`, never on the HTTP status alone, so every refusal goes
 through `KucoinError` and one table of messages; the `reject` knob reuses the table to answer
@@ -8,52 +8,31 @@ wording is KuCoin-like and marked as the simulator's choice.
 
 from __future__ import annotations
 
-__all__ = [
-    "KucoinError",
-    "message_for",
-    "http_status_for",
-    "SUCCESS",
-    "MISSING_HEADER",
-    "BAD_TIMESTAMP",
-    "UNKNOWN_KEY",
-    "BAD_PASSPHRASE",
-    "BAD_SIGN",
-    "BAD_KEY_VERSION",
-    "BAD_REQUEST",
-    "PARAMETER_ERROR",
-    "INSUFFICIENT_BALANCE",
-    "INVALID_AMOUNT",
-    "FUNDS_BELOW_MINIMUM",
-    "UNKNOWN_SYMBOL",
-    "NOT_TRADING",
-    "DUPLICATE_CLIENT_OID",
-    "TOO_MANY_REQUESTS",
-    "UNSUPPORTED_MEDIA_TYPE",
-    "URL_NOT_FOUND",
-    "METHOD_NOT_ALLOWED",
-    "INTERNAL_ERROR",
-]
+from shared.kucoin.constants import (
+    BAD_KEY_VERSION,
+    BAD_PASSPHRASE,
+    BAD_REQUEST,
+    BAD_SIGN,
+    BAD_TIMESTAMP,
+    DUPLICATE_CLIENT_OID,
+    FUNDS_BELOW_MINIMUM,
+    INSUFFICIENT_BALANCE,
+    INTERNAL_ERROR,
+    INVALID_AMOUNT,
+    IP_NOT_WHITELISTED,
+    METHOD_NOT_ALLOWED,
+    MISSING_HEADER,
+    NO_PERMISSION,
+    NOT_TRADING,
+    PARAMETER_ERROR,
+    TOO_MANY_REQUESTS,
+    UNKNOWN_KEY,
+    UNKNOWN_SYMBOL,
+    UNSUPPORTED_MEDIA_TYPE,
+    URL_NOT_FOUND,
+)
 
-SUCCESS = "200000"
-MISSING_HEADER = "400001"
-BAD_TIMESTAMP = "400002"
-UNKNOWN_KEY = "400003"
-BAD_PASSPHRASE = "400004"
-BAD_SIGN = "400005"
-BAD_KEY_VERSION = "400009"
-BAD_REQUEST = "400000"
-PARAMETER_ERROR = "400100"
-INSUFFICIENT_BALANCE = "200004"
-INVALID_AMOUNT = "300000"
-FUNDS_BELOW_MINIMUM = "600100"
-UNKNOWN_SYMBOL = "900001"
-NOT_TRADING = "400600"
-DUPLICATE_CLIENT_OID = "126044"
-TOO_MANY_REQUESTS = "429000"
-UNSUPPORTED_MEDIA_TYPE = "415000"
-URL_NOT_FOUND = "404000"
-METHOD_NOT_ALLOWED = "405000"
-INTERNAL_ERROR = "500000"
+__all__ = ["KucoinError", "message_for", "http_status_for"]
 
 _MESSAGES: dict[str, str] = {
     MISSING_HEADER: "Please check the header of your request for KC-API-KEY, KC-API-SIGN, "
@@ -62,8 +41,8 @@ _MESSAGES: dict[str, str] = {
     UNKNOWN_KEY: "KC-API-KEY does not exist.",
     BAD_PASSPHRASE: "Invalid KC-API-PASSPHRASE",
     BAD_SIGN: "Invalid KC-API-SIGN",
-    "400006": "Invalid request ip, the current clientIp is not in the whitelist.",
-    "400007": "Access denied, requires more permission.",
+    IP_NOT_WHITELISTED: "Invalid request ip, the current clientIp is not in the whitelist.",
+    NO_PERMISSION: "Access denied, requires more permission.",
     BAD_KEY_VERSION: "Invalid KC-API-KEY-VERSION",
     BAD_REQUEST: "Bad Request",
     PARAMETER_ERROR: "Parameter Error",
@@ -80,8 +59,8 @@ _MESSAGES: dict[str, str] = {
     INTERNAL_ERROR: "Internal Server Error.",
 }
 
-_AUTH_CODES = frozenset({MISSING_HEADER, BAD_TIMESTAMP, UNKNOWN_KEY, BAD_PASSPHRASE, BAD_SIGN, "400006", "400007",
-                         BAD_KEY_VERSION})
+_AUTH_CODES = frozenset({MISSING_HEADER, BAD_TIMESTAMP, UNKNOWN_KEY, BAD_PASSPHRASE, BAD_SIGN, IP_NOT_WHITELISTED,
+                         NO_PERMISSION, BAD_KEY_VERSION})
 _HTTP_STATUS = {
     BAD_REQUEST: 400,
     TOO_MANY_REQUESTS: 429,

@@ -20,8 +20,9 @@ import uuid
 from collections.abc import Callable
 from decimal import Decimal
 
+from shared.kucoin.constants import DUPLICATE_CLIENT_OID, PARAMETER_ERROR
 from shared.money import fmt_decimal, round_down
-from sim.errors import DUPLICATE_CLIENT_OID, PARAMETER_ERROR, KucoinError
+from sim.errors import KucoinError
 from sim.knobs import Knobs
 from sim.market import Book, MarketSpec, Symbol
 from sim.matching import Fill, Ledger, walk_book

@@ -15,15 +15,34 @@ JSON accepted by `Knobs.update` (and `POST /_sim/knobs`), every key optional::
      "force_429": {"next_n": 3},
      "reject": {"next_n": 1, "code": "200004", "msg": null},
      "consume_liquidity": false, "fee_inside_funds": false, "test_checks_balance": false}
+
+The private WebSocket's knobs (`WsKnobs`, steered with `sim.ws_hub.update_knobs(...)` or
+`POST /_sim/ws/knobs`), every key optional::
+
+    {"delay_ms": 5,                           # every push leaves this much later
+     "drop": {"next_n": 1, "event": "filled"}, # the next N matching pushes are never sent
+     "cut": {"next_n": 1, "event": "match"},   # instead of the next matching push, every
+                                               # connection drops (that push and later ones are lost)
+     "reorder": 1,                             # the next N orders' pushes go out in reverse order
+     "withhold_welcome": 1,                    # the next N connections are never welcomed
+     "ping_interval_ms": 18000, "ping_timeout_ms": 10000}   # what bullet-private advertises
+
+`event` is an order event type (`received`, `match`, `filled`, `canceled`, `open`), `balance`,
+or absent for any push. Both sets apply a change all or nothing: it is staged on a copy, and
+only a change that is valid throughout replaces the live values.
 """
 
 from __future__ import annotations
 
 import random
-from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from typing import Any, ClassVar, Self
 
-__all__ = ["Fault", "Reject", "Knobs"]
+from shared.kucoin.constants import INSUFFICIENT_BALANCE
+
+__all__ = ["Fault", "Reject", "Knobs", "EventFault", "WsKnobs", "WS_EVENT_TYPES"]
+
+WS_EVENT_TYPES = frozenset({"received", "match", "filled", "canceled", "open", "balance"})
 
 
 @dataclass(slots=True)
@@ -76,7 +95,7 @@ class Fault:
 class Reject(Fault):
     """Order calls it hits answer `code` with KuCoin's message for it (or `msg` if set)."""
 
-    code: str = "200004"
+    code: str = INSUFFICIENT_BALANCE
     msg: str | None = None
 
     def _update_extra(self, key: str, value: Any) -> None:
@@ -90,8 +109,39 @@ class Reject(Fault):
             super()._update_extra(key, value)
 
 
+class _KnobSet:
+    """A set of knobs that is changed all or nothing: `update` stages on a copy, then commits."""
+
+    __slots__ = ()
+    _KIND: ClassVar[str] = "knob"
+
+    def update(self, changes: dict[str, Any]) -> None:
+        """Apply a partial mapping; unknown keys or bad values raise ValueError, changing nothing."""
+        staged = self.copy()
+        names = {f.name for f in fields(self)}  # type: ignore[arg-type]  # subclasses are dataclasses
+        for key, value in changes.items():
+            if key not in names:
+                raise ValueError(f"unknown {self._KIND} {key!r}")
+            staged._set(key, value)
+        for name in names:
+            setattr(self, name, getattr(staged, name))
+
+    def copy(self) -> Self:
+        """An independent copy (faults are mutable counters)."""
+        return type(self)(**{
+            f.name: _copy_value(getattr(self, f.name)) for f in fields(self)  # type: ignore[arg-type]
+        })
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form, the same shape `update` accepts."""
+        return asdict(self)  # type: ignore[call-overload]
+
+    def _set(self, key: str, value: Any) -> None:
+        raise NotImplementedError
+
+
 @dataclass(slots=True)
-class Knobs:
+class Knobs(_KnobSet):
     """Every knob, with the behaviour of a healthy exchange and static books as defaults."""
 
     latency_ms: float = 0.0
@@ -109,38 +159,73 @@ class Knobs:
     # Whether /hf/orders/test also checks the balance (undocumented on KuCoin).
     test_checks_balance: bool = False
 
-    def update(self, changes: dict[str, Any]) -> None:
-        """Apply a partial mapping; unknown keys or bad values raise ValueError, changing nothing."""
-        staged = self.copy()
-        names = {f.name for f in fields(self)}
-        for key, value in changes.items():
-            if key not in names:
-                raise ValueError(f"unknown knob {key!r}")
-            current = getattr(staged, key)
-            if isinstance(current, Fault):
-                current.update(value)
-            elif isinstance(current, bool):
-                if not isinstance(value, bool):
-                    raise ValueError(f"{key} must be true or false")
-                setattr(staged, key, value)
+    def _set(self, key: str, value: Any) -> None:
+        current = getattr(self, key)
+        if isinstance(current, Fault):
+            current.update(value)
+        elif isinstance(current, bool):
+            if not isinstance(value, bool):
+                raise ValueError(f"{key} must be true or false")
+            setattr(self, key, value)
+        else:
+            setattr(self, key, _as_non_negative(key, value))
+
+
+@dataclass(slots=True)
+class EventFault:
+    """Fires on the next `next_n` pushes of type `event` (any push when None)."""
+
+    next_n: int = 0
+    event: str | None = None
+
+    def fires(self, event_type: str) -> bool:
+        if self.next_n <= 0 or (self.event is not None and self.event != event_type):
+            return False
+        self.next_n -= 1
+        return True
+
+    def update(self, value: Any) -> None:
+        if isinstance(value, bool) or not isinstance(value, (int, dict)):
+            raise ValueError(f"an event fault takes an int or an object, not {value!r}")
+        if isinstance(value, int):
+            value = {"next_n": value}
+        for key, item in value.items():
+            if key == "next_n":
+                self.next_n = _as_int(key, item)
+            elif key == "event":
+                if item is not None and item not in WS_EVENT_TYPES:
+                    raise ValueError(f"event must be one of {sorted(WS_EVENT_TYPES)} or null")
+                self.event = item
             else:
-                setattr(staged, key, _as_non_negative(key, value))
-        for f in fields(self):
-            setattr(self, f.name, getattr(staged, f.name))
+                raise ValueError(f"unknown event fault field {key!r}")
 
-    def copy(self) -> Knobs:
-        """An independent copy (faults are mutable counters)."""
-        return Knobs(**{
-            f.name: _copy_value(getattr(self, f.name)) for f in fields(self)
-        })
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form, the same shape `update` accepts."""
-        return asdict(self)
+@dataclass(slots=True)
+class WsKnobs(_KnobSet):
+    """Private-WebSocket faults and the ping timing `bullet-private` advertises (ms)."""
+
+    _KIND: ClassVar[str] = "WebSocket knob"
+
+    delay_ms: float = 0.0
+    drop: EventFault = field(default_factory=EventFault)
+    cut: EventFault = field(default_factory=EventFault)
+    reorder: int = 0
+    withhold_welcome: int = 0
+    ping_interval_ms: int = 18_000
+    ping_timeout_ms: int = 10_000
+
+    def _set(self, key: str, value: Any) -> None:
+        current = getattr(self, key)
+        if isinstance(current, EventFault):
+            current.update(value)
+        elif key == "delay_ms":
+            self.delay_ms = _as_non_negative(key, value)
+        else:
+            setattr(self, key, _as_int(key, value))
 
 
 def _copy_value(value: Any) -> Any:
-    if isinstance(value, Fault):
+    if is_dataclass(value):
         return type(value)(**asdict(value))
     return value
 

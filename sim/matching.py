@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Sequence
 
+from shared.kucoin.constants import INSUFFICIENT_BALANCE
 from shared.money import round_down
-from sim.errors import INSUFFICIENT_BALANCE, KucoinError
+from sim.errors import KucoinError
 
 __all__ = ["Fill", "walk_book", "Ledger"]
 

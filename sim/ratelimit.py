@@ -11,11 +11,9 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-__all__ = ["PoolState", "RateLimiter", "SPOT", "PUBLIC", "MANAGEMENT"]
+from shared.kucoin.constants import RATE_LIMIT_LIMIT_HEADER, RATE_LIMIT_REMAINING_HEADER, RATE_LIMIT_RESET_HEADER
 
-SPOT = "spot"
-PUBLIC = "public"
-MANAGEMENT = "management"
+__all__ = ["PoolState", "RateLimiter"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,9 +27,9 @@ class PoolState:
 
     def headers(self) -> dict[str, str]:
         return {
-            "gw-ratelimit-limit": str(self.limit),
-            "gw-ratelimit-remaining": str(self.remaining),
-            "gw-ratelimit-reset": str(self.reset_ms),
+            RATE_LIMIT_LIMIT_HEADER: str(self.limit),
+            RATE_LIMIT_REMAINING_HEADER: str(self.remaining),
+            RATE_LIMIT_RESET_HEADER: str(self.reset_ms),
         }
 
 
@@ -45,7 +43,7 @@ class _Pool:
 
 
 class RateLimiter:
-    """Fixed-window pools keyed by name (`SPOT`, `PUBLIC`, `MANAGEMENT`)."""
+    """Fixed-window pools keyed by name (the `*_POOL` names of `shared.kucoin.constants`)."""
 
     __slots__ = ("_pools", "_window_ns")
 

@@ -1,4 +1,4 @@
-"""The simulator's state and its Python API: exchange, knobs, order log, rate limits, tokens.
+"""The simulator's state and its Python API: exchange, knobs, order log, rate limits, WebSocket.
 
 Tests and benchmarks running in the same process steer it directly (`sim.update_knobs(...)`,
 `sim.set_balances(...)`, `sim.order_log.entries()`); other processes use the same operations
@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
+from shared.kucoin.constants import MANAGEMENT_POOL, PUBLIC_POOL, SPOT_POOL
 from shared.money import parse_decimal
 from sim.auth import Verifier
 from sim.config import SimConfig
@@ -22,7 +23,8 @@ from sim.exchange import Exchange
 from sim.knobs import Knobs
 from sim.market import MarketSpec, load_markets
 from sim.orderlog import OrderLog
-from sim.ratelimit import MANAGEMENT, PUBLIC, SPOT, RateLimiter
+from sim.ratelimit import RateLimiter
+from sim.ws_hub import PrivateWsHub
 
 __all__ = ["Simulator"]
 
@@ -38,13 +40,15 @@ class Simulator:
         self.exchange = Exchange(self._markets)
         self.order_log = OrderLog(self.config.order_log_max)
         self.rate_limiter = RateLimiter(
-            {SPOT: self.config.spot_limit, PUBLIC: self.config.public_limit,
-             MANAGEMENT: self.config.management_limit},
+            {SPOT_POOL: self.config.spot_limit, PUBLIC_POOL: self.config.public_limit,
+             MANAGEMENT_POOL: self.config.management_limit},
             self.config.rate_window_ms,
         )
         self.verifier = Verifier(self.config.credentials, self.config.timestamp_window_ms)
         # Tokens handed out by bullet-private, for the private WebSocket: token -> issued at (ms).
         self.ws_tokens: dict[str, int] = {}
+        # The private WebSocket's connections and knobs; outlives reset(), as its knobs do.
+        self.ws_hub = PrivateWsHub(self)
         self._stopping = asyncio.Event()
 
     def update_knobs(self, changes: Mapping[str, Any] | None = None, **more: Any) -> Knobs:

@@ -1,8 +1,8 @@
 """KuCoin request signing, exactly as the exchange verifies it.
 
 `prehash = timestamp + METHOD + path(+?query) + body`; the signature and (for key versions 2/3)
-the passphrase are base64(HMAC-SHA256(secret, ·)). The simulator verifies with these same
-functions, and the four vectors from the API notes pin them in the tests.
+the passphrase are base64(HMAC-SHA256(secret, ·)). The simulator verifies with its own
+implementation (`sim/auth.py`), so the four vectors from the API notes pin both sides.
 """
 
 from __future__ import annotations
@@ -13,6 +13,13 @@ import hmac
 import time
 
 from shared.credentials import Credentials
+from shared.kucoin.constants import (
+    API_KEY_HEADER,
+    API_KEY_VERSION_HEADER,
+    API_PASSPHRASE_HEADER,
+    API_SIGN_HEADER,
+    API_TIMESTAMP_HEADER,
+)
 
 __all__ = ["sign", "encrypt_passphrase", "prehash", "Signer"]
 
@@ -58,10 +65,10 @@ class Signer:
         ts = str(timestamp_ms if timestamp_ms is not None else int(time.time() * 1000))
         mac = hmac.new(self._secret, prehash(ts, method, path_with_query, body), hashlib.sha256)
         return {
-            "KC-API-KEY": self._key,
-            "KC-API-SIGN": base64.b64encode(mac.digest()).decode(),
-            "KC-API-TIMESTAMP": ts,
-            "KC-API-PASSPHRASE": self._passphrase_header,
-            "KC-API-KEY-VERSION": self._version,
+            API_KEY_HEADER: self._key,
+            API_SIGN_HEADER: base64.b64encode(mac.digest()).decode(),
+            API_TIMESTAMP_HEADER: ts,
+            API_PASSPHRASE_HEADER: self._passphrase_header,
+            API_KEY_VERSION_HEADER: self._version,
             "Content-Type": "application/json",
         }

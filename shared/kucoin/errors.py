@@ -14,6 +14,23 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from shared.kucoin.constants import (
+    AUTH_CODES,
+    DUPLICATE_CLIENT_OID,
+    FUNDS_BELOW_MINIMUM,
+    INSUFFICIENT_BALANCE,
+    INTERNAL_ERROR,
+    INVALID_AMOUNT,
+    NOT_TRADING,
+    PARAMETER_ERROR,
+    RATE_LIMIT_LIMIT_HEADER,
+    RATE_LIMIT_REMAINING_HEADER,
+    RATE_LIMIT_RESET_HEADER,
+    TOO_MANY_REQUESTS,
+    UNKNOWN_SYMBOL,
+    UNSUPPORTED_MEDIA_TYPE,
+)
+
 __all__ = [
     "KucoinError",
     "AuthError",
@@ -119,18 +136,16 @@ class TransportError(KucoinError):
     any non-placement call, or a placement whose connection could not even be opened."""
 
 
-_AUTH_CODES = frozenset(f"40000{n}" for n in range(1, 10))
-_RATE_LIMIT_CODE = "429000"
 _CODE_CLASSES: dict[str, type[KucoinError]] = {
-    "200004": InsufficientBalance,
-    "400100": InvalidOrder,
-    "600100": InvalidOrder,
-    "300000": InvalidOrder,
-    "400600": InvalidOrder,
-    "415000": InvalidOrder,
-    "126044": DuplicateClientOid,
-    "900001": UnknownSymbol,
-    "500000": ServerError,
+    INSUFFICIENT_BALANCE: InsufficientBalance,
+    PARAMETER_ERROR: InvalidOrder,
+    FUNDS_BELOW_MINIMUM: InvalidOrder,
+    INVALID_AMOUNT: InvalidOrder,
+    NOT_TRADING: InvalidOrder,
+    UNSUPPORTED_MEDIA_TYPE: InvalidOrder,
+    DUPLICATE_CLIENT_OID: DuplicateClientOid,
+    UNKNOWN_SYMBOL: UnknownSymbol,
+    INTERNAL_ERROR: ServerError,
 }
 
 
@@ -155,16 +170,16 @@ def error_from_response(http_status: int, payload: object, headers: Mapping[str,
         msg = str(payload.get("msg") or "")
     else:
         code, msg = "", f"unparseable response body: {payload!r:.200}"
-    if code == _RATE_LIMIT_CODE or http_status == 429:
+    if code == TOO_MANY_REQUESTS or http_status == 429:
         return RateLimited(
             code,
             msg or "Too Many Requests",
             http_status,
-            reset_ms=_int_header(headers, "gw-ratelimit-reset") or 0,
-            limit=_int_header(headers, "gw-ratelimit-limit"),
-            remaining=_int_header(headers, "gw-ratelimit-remaining"),
+            reset_ms=_int_header(headers, RATE_LIMIT_RESET_HEADER) or 0,
+            limit=_int_header(headers, RATE_LIMIT_LIMIT_HEADER),
+            remaining=_int_header(headers, RATE_LIMIT_REMAINING_HEADER),
         )
-    if code in _AUTH_CODES or http_status == 401:
+    if code in AUTH_CODES or http_status == 401:
         return AuthError(code, msg, http_status)
     known = _CODE_CLASSES.get(code)
     if known is not None:

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Self
 
+from shared.kucoin.constants import RATE_LIMIT_LIMIT_HEADER, RATE_LIMIT_REMAINING_HEADER, RATE_LIMIT_RESET_HEADER
+
 __all__ = [
     "OrderAck",
     "SyncOrder",
@@ -251,9 +253,9 @@ class RateLimitInfo:
     def from_api(cls, data: Mapping[str, Any]) -> Self:
         """`data` is the response headers; KeyError when the gateway sent none."""
         return cls(
-            limit=int(data["gw-ratelimit-limit"]),
-            remaining=int(data["gw-ratelimit-remaining"]),
-            reset_ms=int(data["gw-ratelimit-reset"]),
+            limit=int(data[RATE_LIMIT_LIMIT_HEADER]),
+            remaining=int(data[RATE_LIMIT_REMAINING_HEADER]),
+            reset_ms=int(data[RATE_LIMIT_RESET_HEADER]),
         )
 
 

@@ -33,6 +33,24 @@ from yarl import URL
 
 from shared.credentials import Credentials
 from shared.kucoin.auth import Signer
+from shared.kucoin.constants import (
+    ACCOUNTS,
+    BULLET_PRIVATE,
+    CANCEL_ORDER,
+    GET_ORDER,
+    GET_ORDER_BY_CLIENT_OID,
+    MAX_TRADE_FEE_SYMBOLS,
+    ORDER_BOOKS,
+    PLACE_ORDER,
+    PLACE_ORDER_SYNC,
+    PLACE_ORDER_TEST,
+    RATE_LIMIT_REMAINING_HEADER,
+    SERVER_TIME,
+    SUCCESS,
+    SYMBOLS,
+    TRADE_FEES,
+    Route,
+)
 from shared.kucoin.errors import (
     AuthError,
     ServerError,
@@ -54,24 +72,6 @@ from shared.kucoin.models import (
 
 __all__ = ["KucoinRest"]
 
-_SUCCESS_CODE = "200000"
-
-_PLACE_PATH = "/api/v1/hf/orders"
-_PLACE_TEST_PATH = "/api/v1/hf/orders/test"
-_PLACE_SYNC_PATH = "/api/v1/hf/orders/sync"
-_ORDER_PREFIX = "/api/v1/hf/orders/"
-_ORDER_BY_CLIENT_OID_PREFIX = "/api/v1/hf/orders/client-order/"
-_SYMBOLS_PATH = "/api/v2/symbols"
-_ORDER_BOOK_PREFIXES = {
-    20: "/api/v1/market/orderbook/level2_20?symbol=",
-    100: "/api/v1/market/orderbook/level2_100?symbol=",
-}
-_TRADE_FEES_PREFIX = "/api/v1/trade-fees?symbols="
-_ACCOUNTS_PATH = "/api/v1/accounts"
-_SERVER_TIME_PATH = "/api/v1/timestamp"
-_BULLET_PRIVATE_PATH = "/api/v1/bullet-private"
-
-_MAX_FEE_SYMBOLS = 10
 _CONNECT_TIMEOUT_CAP_S = 5.0
 _JSON_SEPARATORS = (",", ":")
 
@@ -101,6 +101,10 @@ def _url_token(value: str, name: str) -> str:
     if not isinstance(value, str) or not _URL_TOKEN.fullmatch(value):
         raise ValueError(f"{name} {value!r} is not a plain KuCoin identifier")
     return value
+
+
+def _order_path(route: Route, order_id: str) -> str:
+    return route.path.format(orderId=_url_token(order_id, "orderId"))
 
 
 def _client_oid(value: str) -> str:
@@ -207,9 +211,8 @@ class KucoinRest:
         """Validate an order without it entering matching; success does not prove a live order
         would pass (balance and increment checks are undocumented). Not a placement: transport
         failures raise TransportError, never UnknownOutcome."""
-        body = _order_body(symbol, side, order_type, size, funds, price, client_oid)
-        data = await self._call("POST", _PLACE_TEST_PATH, body, private=True)
-        return _parse(OrderAck.from_api, data)
+        return await self._submit(PLACE_ORDER_TEST, OrderAck.from_api, symbol, side, order_type,
+                                  size, funds, price, client_oid, places=False)
 
     async def place_order(
         self,
@@ -224,9 +227,8 @@ class KucoinRest:
     ) -> OrderAck:
         """Place an HF order. `client_oid` is the caller's deterministic id: it is how an
         `UnknownOutcome` gets resolved, and what makes an accidental resend a rejected duplicate."""
-        body = _order_body(symbol, side, order_type, size, funds, price, _client_oid(client_oid))
-        data = await self._call("POST", _PLACE_PATH, body, private=True, placing=client_oid)
-        return _parse(OrderAck.from_api, data, placing=client_oid)
+        return await self._submit(PLACE_ORDER, OrderAck.from_api, symbol, side, order_type,
+                                  size, funds, price, client_oid, places=True)
 
     async def place_order_sync(
         self,
@@ -241,76 +243,101 @@ class KucoinRest:
     ) -> SyncOrder:
         """Place an HF order and wait for its match result (no dealFunds, no fee: query the
         order for those). Same failure rules as `place_order`."""
-        body = _order_body(symbol, side, order_type, size, funds, price, _client_oid(client_oid))
-        data = await self._call("POST", _PLACE_SYNC_PATH, body, private=True, placing=client_oid)
-        return _parse(SyncOrder.from_api, data, placing=client_oid)
+        return await self._submit(PLACE_ORDER_SYNC, SyncOrder.from_api, symbol, side, order_type,
+                                  size, funds, price, client_oid, places=True)
+
+    async def _submit(
+        self,
+        route: Route,
+        parser: Callable[[Any], _Model],
+        symbol: str,
+        side: str,
+        order_type: str,
+        size: Decimal | None,
+        funds: Decimal | None,
+        price: Decimal | None,
+        client_oid: str | None,
+        *,
+        places: bool,
+    ) -> _Model:
+        """Send one order body to `route`. When the call `places` an order, its clientOid is
+        required (checked first) and every unknown result is an `UnknownOutcome` for it — the
+        request is sent once and never retried."""
+        if places:
+            _client_oid(client_oid)  # type: ignore[arg-type]  # a placement's clientOid is required
+        placing = client_oid if places else None
+        body = _order_body(symbol, side, order_type, size, funds, price, client_oid)
+        data = await self._call(route, route.path, body, placing=placing)
+        return _parse(parser, data, placing=placing)
 
     async def get_order(self, order_id: str, symbol: str) -> Order:
-        path = f"{_ORDER_PREFIX}{_url_token(order_id, 'orderId')}?symbol={_url_token(symbol, 'symbol')}"
-        return _parse(Order.from_api, await self._call("GET", path, private=True))
+        path = f"{_order_path(GET_ORDER, order_id)}?symbol={_url_token(symbol, 'symbol')}"
+        return _parse(Order.from_api, await self._call(GET_ORDER, path))
 
     async def get_order_by_client_oid(self, client_oid: str, symbol: str) -> Order:
         """The way to resolve an `UnknownOutcome`; an order that never arrived is a KucoinError."""
-        path = f"{_ORDER_BY_CLIENT_OID_PREFIX}{_client_oid(client_oid)}?symbol={_url_token(symbol, 'symbol')}"
-        return _parse(Order.from_api, await self._call("GET", path, private=True))
+        route = GET_ORDER_BY_CLIENT_OID
+        path = f"{route.path.format(clientOid=_client_oid(client_oid))}?symbol={_url_token(symbol, 'symbol')}"
+        return _parse(Order.from_api, await self._call(route, path))
 
     async def cancel_order(self, order_id: str, symbol: str) -> str:
         """Cancel by exchange id; returns the cancelled order's id."""
-        path = f"{_ORDER_PREFIX}{_url_token(order_id, 'orderId')}?symbol={_url_token(symbol, 'symbol')}"
-        data = await self._call("DELETE", path, private=True)
+        path = f"{_order_path(CANCEL_ORDER, order_id)}?symbol={_url_token(symbol, 'symbol')}"
+        data = await self._call(CANCEL_ORDER, path)
         return _parse(lambda d: str(d["orderId"]), data)
 
     # -- reference data -----------------------------------------------------------------
 
     async def symbols(self) -> list[SymbolInfo]:
-        data = await self._call("GET", _SYMBOLS_PATH)
+        data = await self._call(SYMBOLS, SYMBOLS.path)
         return _parse(lambda items: [SymbolInfo.from_api(item) for item in items], data)
 
     async def order_book(self, symbol: str, depth: int = 20) -> OrderBook:
         """Public level-2 snapshot, 20 or 100 levels a side."""
-        prefix = _ORDER_BOOK_PREFIXES.get(depth)
-        if prefix is None:
+        route = ORDER_BOOKS.get(depth)
+        if route is None:
             raise ValueError(f"depth must be 20 or 100, got {depth}")
-        data = await self._call("GET", prefix + _url_token(symbol, "symbol"))
+        data = await self._call(route, f"{route.path}?symbol={_url_token(symbol, 'symbol')}")
         return _parse(OrderBook.from_api, data)
 
     async def trade_fees(self, symbols: Sequence[str]) -> list[TradeFee]:
         """The account's real fee rates; KuCoin accepts at most 10 symbols per call."""
-        if isinstance(symbols, str) or not 1 <= len(symbols) <= _MAX_FEE_SYMBOLS:
-            raise ValueError(f"trade_fees takes a sequence of 1-{_MAX_FEE_SYMBOLS} symbols, got {symbols!r}")
+        if isinstance(symbols, str) or not 1 <= len(symbols) <= MAX_TRADE_FEE_SYMBOLS:
+            raise ValueError(f"trade_fees takes a sequence of 1-{MAX_TRADE_FEE_SYMBOLS} symbols, got {symbols!r}")
         query = ",".join(_url_token(symbol, "symbol") for symbol in symbols)
-        data = await self._call("GET", _TRADE_FEES_PREFIX + query, private=True)
+        data = await self._call(TRADE_FEES, f"{TRADE_FEES.path}?symbols={query}")
         return _parse(lambda items: [TradeFee.from_api(item) for item in items], data)
 
     async def accounts(self, type: str | None = "trade") -> list[Account]:  # noqa: A002  # KuCoin's name
         """Balances, by default of the TRADE account orders draw on; None lists every type."""
-        path = _ACCOUNTS_PATH if type is None else f"{_ACCOUNTS_PATH}?type={_url_token(type, 'type')}"
-        data = await self._call("GET", path, private=True)
+        path = ACCOUNTS.path if type is None else f"{ACCOUNTS.path}?type={_url_token(type, 'type')}"
+        data = await self._call(ACCOUNTS, path)
         return _parse(lambda items: [Account.from_api(item) for item in items], data)
 
     async def server_time(self) -> int:
         """Exchange time in epoch ms, to measure clock skew (signed calls fail beyond 5 s)."""
-        return _parse(int, await self._call("GET", _SERVER_TIME_PATH))
+        return _parse(int, await self._call(SERVER_TIME, SERVER_TIME.path))
 
     async def bullet_private(self) -> BulletToken:
         """A token for the private WebSocket (valid about 24 h)."""
-        data = await self._call("POST", _BULLET_PRIVATE_PATH, private=True)
+        data = await self._call(BULLET_PRIVATE, BULLET_PRIVATE.path)
         return _parse(BulletToken.from_api, data)
 
     # -- transport ----------------------------------------------------------------------
 
     async def _call(
         self,
-        method: str,
+        route: Route,
         path_with_query: str,
         body: bytes = b"",
         *,
-        private: bool = False,
         placing: str | None = None,
     ) -> Any:
-        """One request; returns the envelope's `data`. `placing` is the clientOid when this
-        request may create an order, which turns every unknown result into UnknownOutcome."""
-        if private:
+        """One request to `route` (its method, and signed if it is private) at `path_with_query`;
+        returns the envelope's `data`. `placing` is the clientOid when this request may create
+        an order, which turns every unknown result into UnknownOutcome."""
+        method = route.method
+        if route.private:
             if self._signer is None:
                 raise AuthError("", f"{method} {path_with_query} is private and no API credentials are configured")
             headers: Mapping[str, str] | None = self._signer.headers(method, path_with_query, body)
@@ -332,13 +359,13 @@ class KucoinRest:
                 raise UnknownOutcome(placing, reason) from exc
             raise TransportError("", reason) from exc
 
-        if "gw-ratelimit-remaining" in response_headers:
+        if RATE_LIMIT_REMAINING_HEADER in response_headers:
             try:
                 self.last_rate_limit = RateLimitInfo.from_api(response_headers)
             except (KeyError, ValueError):
                 pass  # a partial or garbled header set says nothing reliable; keep the last one
         payload = _decode(raw)
-        if isinstance(payload, dict) and payload.get("code") == _SUCCESS_CODE:
+        if isinstance(payload, dict) and payload.get("code") == SUCCESS:
             return payload.get("data")
         error = error_from_response(status, payload, response_headers)
         if placing is not None and (status >= 500 or isinstance(error, ServerError)):

@@ -31,16 +31,15 @@ import orjson
 import structlog
 from yarl import URL
 
+from shared.kucoin.constants import BALANCE_TOPIC, ORDER_TOPIC
 from shared.kucoin.errors import KucoinError
 from shared.kucoin.models import Order
 from shared.kucoin.rest import KucoinRest
 
-__all__ = ["ORDER_TOPIC", "BALANCE_TOPIC", "WsError", "OrderDone", "Balance", "PrivateWs"]
+__all__ = ["WsError", "OrderDone", "Balance", "PrivateWs"]
 
 log = structlog.get_logger(__name__)
 
-ORDER_TOPIC = "/spotMarket/tradeOrdersV2"
-BALANCE_TOPIC = "/account/balance"
 _TOPICS = (ORDER_TOPIC, BALANCE_TOPIC)
 _TERMINAL_TYPES = frozenset({"filled", "canceled"})
 _ZERO = Decimal(0)

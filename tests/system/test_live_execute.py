@@ -32,7 +32,6 @@ from shared.signal import Signal, parse_signal
 from shared.store.journal import Journal, journal_key
 from sim import DEMO_CREDENTIALS, SimConfig, start_simulator
 from sim.server import RunningSimulator
-from sim.ws import hub_for
 from tests.support.reconcile import assert_reconciles
 from tests.support.sim import write_markets
 from worker.live import LiveRuntime, execute_live, unwind_client_oid
@@ -244,7 +243,7 @@ async def test_partial_fill_on_leg1_sizes_leg2_from_what_filled(tmp_path: Path, 
 
 async def test_websocket_dropped_mid_leg_fill_learned_by_query_no_second_order(tmp_path: Path, redis_url: str) -> None:
     async with venue(tmp_path, redis_url) as v:
-        hub_for(v.sim).update_knobs(cut={"next_n": 1, "event": "match"})  # leg 0's match: connection gone
+        v.sim.ws_hub.update_knobs(cut={"next_n": 1, "event": "match"})  # leg 0's match: connection gone
         report = await v.execute(v.runtime("ws"))
         assert report.status == Status.FILLED
         assert v.ws.connects >= 2  # it reconnected (and reconciled)

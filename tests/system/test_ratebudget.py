@@ -10,11 +10,11 @@ from pathlib import Path
 import redis.asyncio as aioredis
 
 from shared.codec import encode_frame
+from shared.kucoin.constants import SPOT_POOL as SPOT
 from shared.store import keys
 from shared.store.ratebudget import TRIANGLE_WEIGHT, RateBudget
 from shared.store.registry import Registry
 from sim.config import SimConfig
-from sim.ratelimit import SPOT
 from sim.server import RunningSimulator, start_simulator
 from supervisor.app import Supervisor
 from tests.support.e2e import (

@@ -20,7 +20,7 @@ from shared.kucoin.rest import KucoinRest
 from shared.kucoin.ws import PrivateWs
 from sim import DEMO_CREDENTIALS, SimConfig, start_simulator
 from sim.server import RunningSimulator
-from sim.ws import PrivateWsHub, hub_for
+from sim.ws_hub import PrivateWsHub
 from tests.support.e2e import wait_until
 from tests.support.sim import write_markets
 
@@ -33,7 +33,7 @@ class Rig:
 
     @property
     def hub(self) -> PrivateWsHub:
-        return hub_for(self.running.sim)
+        return self.running.sim.ws_hub
 
     async def sell(self, oid: str, size: str = "0.001") -> None:
         self.ws.watch(oid, "BTC-USDT")

@@ -15,8 +15,8 @@ from typing import Any
 import aiohttp
 import pytest
 
+from shared.kucoin.constants import BALANCE_TOPIC, ORDER_TOPIC
 from sim import SimConfig
-from sim.ws import BALANCE_TOPIC, ORDER_TOPIC, hub_for
 from tests.support.sim import SimHarness, running_sim, write_markets
 
 
@@ -72,7 +72,7 @@ async def test_bad_token_gets_401_and_is_closed(harness: SimHarness) -> None:
     ws = await connect(harness, token="forged")
     assert await ws.receive_json(timeout=2) == {"id": "conn-1", "type": "error", "code": 401, "data": "token is invalid"}
     assert (await ws.receive(timeout=2)).type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
-    assert hub_for(harness.sim).connections_served == 0
+    assert harness.sim.ws_hub.connections_served == 0
 
 
 async def test_market_buy_sequence_then_balances_without_fee_or_deal_funds(harness: SimHarness) -> None:
@@ -132,7 +132,7 @@ async def test_resting_limit_order_opens_then_cancels_with_its_hold_released(har
 
 
 async def test_drop_reorder_and_delay_knobs(harness: SimHarness) -> None:
-    hub = hub_for(harness.sim)
+    hub = harness.sim.ws_hub
     ws = await subscribed(harness, ORDER_TOPIC)
     hub.update_knobs(drop={"next_n": 1, "event": "filled"}, reorder=1)
     await harness.place(market("sell", "s-1", size="0.001"))
@@ -148,7 +148,7 @@ async def test_drop_reorder_and_delay_knobs(harness: SimHarness) -> None:
 
 
 async def test_cut_drops_the_connection_before_the_chosen_event(harness: SimHarness) -> None:
-    hub = hub_for(harness.sim)
+    hub = harness.sim.ws_hub
     ws = await subscribed(harness, ORDER_TOPIC)
     hub.update_knobs(cut={"next_n": 1, "event": "match"})
     await harness.place(market("sell", "s-1", size="0.001"))
@@ -165,7 +165,7 @@ async def test_cut_drops_the_connection_before_the_chosen_event(harness: SimHarn
 
 
 async def test_withheld_welcome_and_silent_clients_are_dropped(harness: SimHarness) -> None:
-    hub = hub_for(harness.sim)
+    hub = harness.sim.ws_hub
     hub.update_knobs(withhold_welcome=1, ping_interval_ms=100, ping_timeout_ms=100)
     bullet = (await harness.call("POST", "/api/v1/bullet-private")).data["instanceServers"][0]
     assert (bullet["pingInterval"], bullet["pingTimeout"]) == (100, 100)

@@ -14,19 +14,9 @@ order left resting, `canceled` later if it is cancelled. Then one `/account/bala
 currency the order moved, carrying the balance after it. Like KuCoin's, the events carry no fee
 and no dealFunds.
 
-Faults (`WsKnobs`, steered with `hub.update_knobs(...)` or `POST /_sim/ws/knobs`)::
-
-    {"delay_ms": 5,                           # every push leaves this much later
-     "drop": {"next_n": 1, "event": "filled"}, # the next N matching pushes are never sent
-     "cut": {"next_n": 1, "event": "match"},   # instead of the next matching push, every
-                                               # connection drops (that push and later ones are lost)
-     "reorder": 1,                             # the next N orders' pushes go out in reverse order
-     "withhold_welcome": 1,                    # the next N connections are never welcomed
-     "ping_interval_ms": 18000, "ping_timeout_ms": 10000}   # what bullet-private advertises
-
-`event` is an order event type (`received`, `match`, `filled`, `canceled`, `open`), `balance`,
-or absent for any push. `POST /_sim/ws/cut` drops every connection at once. The hub of a
-simulator is `hub_for(sim)`; it outlives `sim.reset()` (which leaves these knobs alone).
+Its faults and ping timing are `WsKnobs` (see `sim.knobs`), steered with `hub.update_knobs(...)`
+or `POST /_sim/ws/knobs`; `POST /_sim/ws/cut` drops every connection at once. The hub of a
+simulator is `sim.ws_hub`; it outlives `sim.reset()` (which leaves these knobs alone).
 """
 
 from __future__ import annotations
@@ -36,103 +26,24 @@ import itertools
 import json
 import time
 import uuid
-import weakref
-from dataclasses import asdict, dataclass, field, fields
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSMsgType, web
 
+from shared.kucoin.constants import BALANCE_TOPIC, ORDER_TOPIC, TOPIC_SUBJECTS
 from shared.money import fmt_decimal
+from sim.knobs import WsKnobs
 from sim.matching import Fill
 from sim.orders import Order
-from sim.simulator import Simulator
 
-__all__ = ["ORDER_TOPIC", "BALANCE_TOPIC", "EventFault", "WsKnobs", "PrivateWsHub", "hub_for", "add_ws_routes"]
+if TYPE_CHECKING:
+    from sim.simulator import Simulator
 
-ORDER_TOPIC = "/spotMarket/tradeOrdersV2"
-BALANCE_TOPIC = "/account/balance"
-_TOPIC_SUBJECTS = {ORDER_TOPIC: "orderChange", BALANCE_TOPIC: "account.balance"}
+__all__ = ["PrivateWsHub", "USER_ID"]
+
 USER_ID = "sim-user-0001"
-_EVENT_TYPES = frozenset({"received", "match", "filled", "canceled", "open", "balance"})
 _ZERO = Decimal(0)
-_HUBS: weakref.WeakKeyDictionary[Simulator, PrivateWsHub] = weakref.WeakKeyDictionary()
-
-
-@dataclass(slots=True)
-class EventFault:
-    """Fires on the next `next_n` pushes of type `event` (any push when None)."""
-
-    next_n: int = 0
-    event: str | None = None
-
-    def fires(self, event_type: str) -> bool:
-        if self.next_n <= 0 or (self.event is not None and self.event != event_type):
-            return False
-        self.next_n -= 1
-        return True
-
-    def update(self, value: Any) -> None:
-        if isinstance(value, bool) or not isinstance(value, (int, dict)):
-            raise ValueError(f"an event fault takes an int or an object, not {value!r}")
-        if isinstance(value, int):
-            value = {"next_n": value}
-        for key, item in value.items():
-            if key == "next_n":
-                self.next_n = _non_negative_int(key, item)
-            elif key == "event":
-                if item is not None and item not in _EVENT_TYPES:
-                    raise ValueError(f"event must be one of {sorted(_EVENT_TYPES)} or null")
-                self.event = item
-            else:
-                raise ValueError(f"unknown event fault field {key!r}")
-
-
-@dataclass(slots=True)
-class WsKnobs:
-    """Private-WebSocket faults and the ping timing `bullet-private` advertises (ms)."""
-
-    delay_ms: float = 0.0
-    drop: EventFault = field(default_factory=EventFault)
-    cut: EventFault = field(default_factory=EventFault)
-    reorder: int = 0
-    withhold_welcome: int = 0
-    ping_interval_ms: int = 18_000
-    ping_timeout_ms: int = 10_000
-
-    def update(self, changes: dict[str, Any]) -> None:
-        """Apply a partial mapping; an unknown key or bad value raises ValueError, changing nothing."""
-        staged = WsKnobs(**{f.name: _copy(getattr(self, f.name)) for f in fields(self)})
-        names = {f.name for f in fields(self)}
-        for key, value in changes.items():
-            if key not in names:
-                raise ValueError(f"unknown WebSocket knob {key!r}")
-            current = getattr(staged, key)
-            if isinstance(current, EventFault):
-                current.update(value)
-            elif key == "delay_ms":
-                if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                    raise ValueError("delay_ms must be a non-negative number")
-                staged.delay_ms = float(value)
-            else:
-                setattr(staged, key, _non_negative_int(key, value))
-        for f in fields(self):
-            setattr(self, f.name, getattr(staged, f.name))
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def _copy(value: Any) -> Any:
-    return EventFault(value.next_n, value.event) if isinstance(value, EventFault) else value
-
-
-def _non_negative_int(key: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"{key} must be a non-negative integer")
-    return value
-
-
 _CUT = object()  # queued after the last push a cut connection still delivers
 
 
@@ -236,7 +147,7 @@ class PrivateWsHub:
             return {"id": msg_id, "type": "pong", "timestamp": time.time_ns() // 1000}
         if kind in ("subscribe", "unsubscribe"):
             topics = str(message.get("topic", "")).split(",")
-            unknown = [topic for topic in topics if topic not in _TOPIC_SUBJECTS]
+            unknown = [topic for topic in topics if topic not in TOPIC_SUBJECTS]
             if unknown:
                 return {"id": msg_id, "type": "error", "code": 404, "data": f"topic {unknown[0]} is not found"}
             if kind == "subscribe":
@@ -277,7 +188,7 @@ class PrivateWsHub:
                     conn.queue.put_nowait((due, _CUT))
                 self._connections.clear()
                 return
-            frame = json.dumps({"topic": topic, "type": "message", "subject": _TOPIC_SUBJECTS[topic],
+            frame = json.dumps({"topic": topic, "type": "message", "subject": TOPIC_SUBJECTS[topic],
                                 "userId": USER_ID, "channelType": "private", "data": data}, separators=(",", ":"))
             for conn in self._connections:
                 if topic in conn.topics:
@@ -363,36 +274,3 @@ class PrivateWsHub:
             "time": str(time.time_ns() // 1_000_000),
         }
         return ("balance", BALANCE_TOPIC, data)
-
-
-def hub_for(sim: Simulator) -> PrivateWsHub:
-    """The private-WebSocket hub of `sim` (created on first use)."""
-    hub = _HUBS.get(sim)
-    if hub is None:
-        hub = _HUBS[sim] = PrivateWsHub(sim)
-    return hub
-
-
-def add_ws_routes(app: web.Application, hub: PrivateWsHub, path: str, admin_prefix: str = "/_sim") -> None:
-    """Mount the WebSocket at `path` and its admin endpoints under `admin_prefix`/ws."""
-
-    async def get_knobs(_: web.Request) -> web.Response:
-        return web.json_response(hub.knobs.to_dict())
-
-    async def post_knobs(request: web.Request) -> web.Response:
-        try:
-            changes = json.loads(await request.read())
-            if not isinstance(changes, dict):
-                raise ValueError("body must be a JSON object")
-            hub.update_knobs(changes)
-        except ValueError as exc:
-            raise web.HTTPBadRequest(text=json.dumps({"error": str(exc)}), content_type="application/json") from None
-        return web.json_response(hub.knobs.to_dict())
-
-    async def post_cut(_: web.Request) -> web.Response:
-        return web.json_response({"cut": hub.cut_connections()})
-
-    app.router.add_get(path, hub.handle)
-    app.router.add_get(f"{admin_prefix}/ws/knobs", get_knobs)
-    app.router.add_post(f"{admin_prefix}/ws/knobs", post_knobs)
-    app.router.add_post(f"{admin_prefix}/ws/cut", post_cut)
