@@ -32,6 +32,7 @@ from dataclasses import fields as dataclass_fields
 from decimal import Decimal
 from enum import StrEnum
 
+from shared.codec import as_text
 from shared.money import fmt_decimal
 
 __all__ = [
@@ -278,16 +279,13 @@ def report_to_fields(report: ExecutionReport) -> dict[str, str]:
     return fields
 
 
-def _text(value: str | bytes) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
 
 def report_from_fields(fields: Mapping[str | bytes, str | bytes]) -> ExecutionReport:
     """Rebuild a report from a stream entry; accepts redis-py's bytes (no decode_responses).
 
     Raises ValueError naming the field when one is missing or unparseable.
     """
-    entry = {_text(key): _text(value) for key, value in fields.items()}
+    entry = {as_text(key): as_text(value) for key, value in fields.items()}
 
     def get(name: str) -> str:
         try:

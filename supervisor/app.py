@@ -14,13 +14,13 @@ from collections import Counter
 from decimal import Decimal
 from pathlib import Path
 
-import redis.asyncio as aioredis
 import structlog
 from redis.exceptions import RedisError
 
 from shared.channel import Done
 from shared.report import ExecutionReport, Status
 from shared.settings import Settings
+from shared.store.connect import connect
 from shared.store.fleet import RefusalTally, publish_status, withdraw_status
 from shared.store.journal import Journal, journal_summary
 from shared.store.ratebudget import RateBudget
@@ -49,9 +49,7 @@ class Supervisor:
         self.settings = settings
         self.host = socket.gethostname()
         self.name = f"{self.host}:{os.getpid()}"
-        self.redis = aioredis.Redis.from_url(
-            settings.redis_url, socket_timeout=settings.redis_timeout_s, socket_connect_timeout=settings.redis_timeout_s
-        )
+        self.redis = connect(settings, "supervisor")
         self.budget = RateBudget(self.redis, limit=settings.rate_budget_limit, window_ms=settings.rate_budget_window_ms)
         self.registry = Registry(self.redis, owner=self.name, ttl_ms=settings.lease_ttl_ms, budget=self.budget)
         pool_class = WorkerPool if settings.workers > 0 else InlinePool  # 0: execute in this event loop

@@ -21,7 +21,6 @@ from decimal import Decimal
 from pathlib import Path
 
 import msgpack
-import redis.asyncio as aioredis
 
 from shared.codec import HEADER, encode_frame
 from shared.credentials import Credentials
@@ -30,7 +29,8 @@ from shared.kucoin.session import make_session
 from shared.logs import configure_logging
 from shared.report import ExecutionReport, report_from_fields
 from shared.runloop import run_loop
-from shared.settings import load_settings
+from shared.settings import Settings, load_settings
+from shared.store.connect import connect
 from sim.config import DEMO_API_KEY, DEMO_API_PASSPHRASE, DEMO_API_SECRET
 from sim.server import start_simulator
 from supervisor.app import Supervisor
@@ -192,7 +192,7 @@ async def run_demo(*, redis_url: str | None, signals: int, workers: int) -> int:
         sent = await send_frames(settings.socket_path, frames, total=len(plan), rate=1000, progress=True)
         await supervisor.wait_frames(sent, 30)
         await supervisor.wait_idle(30)
-        reports = await _reports(url, settings.report_stream, prefix=run_id + "-")
+        reports = await _reports(settings, prefix=run_id + "-")
         print(_summary(sent, reports, supervisor.admission.refusals))
         return 0
     finally:
@@ -203,10 +203,10 @@ async def run_demo(*, redis_url: str | None, signals: int, workers: int) -> int:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-async def _reports(url: str, stream: str, prefix: str) -> list[ExecutionReport]:
-    client = aioredis.Redis.from_url(url)
+async def _reports(settings: Settings, prefix: str) -> list[ExecutionReport]:
+    client = connect(settings, "tool")
     try:
-        entries = await client.xrange(stream)
+        entries = await client.xrange(settings.report_stream)
     finally:
         await client.aclose()
     reports = [report_from_fields(fields) for _, fields in entries]

@@ -107,6 +107,26 @@ async def test_cancel_inflight_reports_and_halt(
     assert (await ctl(redis_url, "inflight")) == (0, "nothing in flight\n")
 
 
+async def test_reports_and_cancel_read_the_configured_report_stream(
+    redis_url: str, simulator: RunningSimulator, redis_client, tmp_path: Path
+) -> None:
+    stream = "ops:trident-reports"
+    config = tmp_path / "trident.toml"
+    config.write_text(f'report_stream = "{stream}"\n')
+    settings = e2e_settings(redis_url, simulator.url, tmp_path, workers=1, report_stream=stream)
+    markets = await markets_of(simulator)
+    simulator.sim.update_knobs(latency_ms=2500)  # keeps the execution in flight until the cancel lands
+    async with running_supervisor(settings) as supervisor:
+        await send(supervisor, markets, (0, "s-1"))
+        code, out = await ctl(redis_url, "--config", str(config), "cancel", "s-1")
+        assert (code, out.strip()) == (0, "cancel of s-1 delivered; it ended aborted (cancelled)"), out
+        await supervisor.wait_idle(5)
+    code, out = await ctl(redis_url, "--config", str(config), "reports")
+    assert code == 0 and [tuple(row.split()[1:3]) for row in out.splitlines()[1:]] == [("s-1", "aborted")], out
+    assert await redis_client.exists("trident:reports") == 0  # nothing went to the default stream
+    assert await ctl(redis_url, "reports") == (0, "no reports yet\n")
+
+
 async def test_check_fails_without_supervisors_or_without_redis(redis_url: str, tmp_path: Path) -> None:
     code, out = await ctl(redis_url, "check")
     assert (code, out) == (1, "CRITICAL: 0 live supervisor(s), expected at least 1\n")
