@@ -3,8 +3,8 @@
 Grafana's Redis data source types a column from the first value it sees, so the stream
 encoding is flat and type-stable: every entry has the same keys whatever happened (three leg
 slots, three book tops, every timing step), numbers are always plain decimal strings ("0" when
-unknown), never None or "". `report_from_fields` is the inverse, used by the supervisor's
-consumer group and by tools that read the stream with plain redis-py (bytes in, bytes out).
+unknown), never None or "". `report_from_fields` is the inverse, used by the tools and tests
+that read the stream with plain redis-py (bytes in, bytes out).
 
 Round trip: `report_from_fields(report_to_fields(r)) == r` holds when
 - floats (bps, ms) are already rounded to FLOAT_PLACES (3) decimals and finite

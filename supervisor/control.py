@@ -124,6 +124,6 @@ class ControlWatcher:
         if handled:
             await self._redis.hdel(keys.CANCEL, *handled)
 
-    def status_fields(self) -> dict[str, str]:
-        """For the status hash: what this supervisor believes the operator asked for."""
-        return {"paused": "1" if self.paused or self.halted else "0", "halted": "1" if self.halted else "0"}
+    def status_fields(self) -> dict[str, int]:
+        """For the status snapshot: what this supervisor believes the operator asked for (1 or 0)."""
+        return {"paused": int(self.paused or self.halted), "halted": int(self.halted)}

@@ -36,7 +36,7 @@ from sim.server import start_simulator
 from supervisor.app import Supervisor
 from tools.embedded_redis import EmbeddedRedis
 from tools.send import send_frames
-from tools.synthetic import Market, fetch_markets, find_triangles, make_signal
+from tools.synthetic import Market, fetch_markets, find_triangles, make_signal, restamped
 
 __all__ = ["build_parser", "build_demo_plan", "main", "run_demo", "stamp_and_encode"]
 
@@ -111,11 +111,8 @@ def stamp_and_encode(item: object) -> bytes:
         return item
     assert isinstance(item, dict)
     signal = dict(item)
-    now_ms = int(time.time() * 1000)
-    book_ts_ms = now_ms - 3_600_000 if signal.pop(_STALE, False) else now_ms - 3
-    signal.update(book_ts_ms=book_ts_ms, t_sock_arrive_ms=now_ms - 2, t_arrive_ms=now_ms - 2,
-                  t_eval_ms=now_ms - 1, ts_ms=now_ms - 1)
-    return encode_frame(signal)
+    book_age_ms = 3_599_998 if signal.pop(_STALE, False) else 1  # an hour old, or fresh
+    return encode_frame(restamped(signal, int(time.time() * 1000) - 1, book_age_ms=book_age_ms, eval_ms=1))
 
 
 def _rechain(signal: dict) -> dict:

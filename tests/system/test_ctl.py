@@ -15,14 +15,9 @@ from shared.codec import encode_frame
 from shared.store.fleet import FleetMember, fleet_problems
 from sim.server import RunningSimulator
 from supervisor.app import Supervisor
-from tests.support.e2e import (
-    e2e_settings,
-    fresh_signal,
-    markets_of,
-    restamped,
-    running_supervisor,
-)
+from tests.support.e2e import e2e_settings, fresh_signal, markets_of, running_supervisor
 from tools.send import send_frames
+from tools.synthetic import restamped
 
 
 async def ctl(redis_url: str, *args: str) -> tuple[int, str]:
