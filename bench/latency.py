@@ -32,7 +32,7 @@ from shared.kucoin.session import make_session
 from shared.report import ExecutionReport, report_from_fields
 from shared.store import keys
 from tools.send import send_frames
-from tools.synthetic import Market, fetch_markets, synthetic_signals
+from tools.synthetic import Market, fetch_markets, restamped, synthetic_signals
 from worker.paper import client_oid
 
 __all__ = ["Run", "load_markets", "run_config", "variant_name", "main"]
@@ -95,9 +95,7 @@ async def load_markets(sim_url: str) -> dict[str, Market]:
 def _stamped_frames(signals: Sequence[dict[str, Any]], book_ahead_ms: int) -> Iterator[bytes]:
     """Each signal framed with its book stamped now (+ `book_ahead_ms`), as it is about to be written."""
     for signal in signals:
-        now_ms = int(time.time() * 1000) + book_ahead_ms
-        yield encode_frame({**signal, "book_ts_ms": now_ms, "t_sock_arrive_ms": now_ms, "t_arrive_ms": now_ms,
-                            "t_eval_ms": now_ms, "ts_ms": now_ms})
+        yield encode_frame(restamped(signal, int(time.time() * 1000) + book_ahead_ms))
 
 
 async def _send(socket_path: str, signals: Sequence[dict[str, Any]], rate: float | None,

@@ -26,6 +26,7 @@ __all__ = [
     "FrameError",
     "BadFrame",
     "FrameDecoder",
+    "as_text",
 ]
 
 MAX_FRAME_BYTES = 1 << 20
@@ -207,3 +208,9 @@ def _loads(line: bytearray) -> object:
         return json.loads(line)
     except Exception as exc:  # ValueError, UnicodeDecodeError, RecursionError on deep nesting
         return BadFrame("bad_json", f"{type(exc).__name__}: {exc}"[:200])
+
+
+def as_text(value: bytes | str) -> str:
+    """A Redis reply as str: redis-py returns bytes (Trident never sets decode_responses, so the
+    report stream and frames stay binary-safe), and every schema reader wants text."""
+    return value.decode() if isinstance(value, bytes) else value

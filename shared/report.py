@@ -3,8 +3,8 @@
 Grafana's Redis data source types a column from the first value it sees, so the stream
 encoding is flat and type-stable: every entry has the same keys whatever happened (three leg
 slots, three book tops, every timing step), numbers are always plain decimal strings ("0" when
-unknown), never None or "". `report_from_fields` is the inverse, used by the supervisor's
-consumer group and by tools that read the stream with plain redis-py (bytes in, bytes out).
+unknown), never None or "". `report_from_fields` is the inverse, used by the tools and tests
+that read the stream with plain redis-py (bytes in, bytes out).
 
 Round trip: `report_from_fields(report_to_fields(r)) == r` holds when
 - floats (bps, ms) are already rounded to FLOAT_PLACES (3) decimals and finite
@@ -32,6 +32,7 @@ from dataclasses import fields as dataclass_fields
 from decimal import Decimal
 from enum import StrEnum
 
+from shared.codec import as_text
 from shared.money import fmt_decimal
 
 __all__ = [
@@ -278,16 +279,13 @@ def report_to_fields(report: ExecutionReport) -> dict[str, str]:
     return fields
 
 
-def _text(value: str | bytes) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
 
 def report_from_fields(fields: Mapping[str | bytes, str | bytes]) -> ExecutionReport:
     """Rebuild a report from a stream entry; accepts redis-py's bytes (no decode_responses).
 
     Raises ValueError naming the field when one is missing or unparseable.
     """
-    entry = {_text(key): _text(value) for key, value in fields.items()}
+    entry = {as_text(key): as_text(value) for key, value in fields.items()}
 
     def get(name: str) -> str:
         try:

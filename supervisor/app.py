@@ -12,15 +12,16 @@ import socket
 import time
 from collections import Counter
 from decimal import Decimal
+from importlib.metadata import version as package_version
 from pathlib import Path
 
-import redis.asyncio as aioredis
 import structlog
 from redis.exceptions import RedisError
 
 from shared.channel import Done
 from shared.report import ExecutionReport, Status
 from shared.settings import Settings
+from shared.store.connect import connect
 from shared.store.fleet import RefusalTally, publish_status, withdraw_status
 from shared.store.journal import Journal, journal_summary
 from shared.store.ratebudget import RateBudget
@@ -29,7 +30,7 @@ from shared.store.reports import ReportPublisher
 from supervisor.admission import Admission
 from supervisor.control import ControlWatcher
 from supervisor.dispatch import WorkerPool
-from supervisor.metrics import MetricsServer, SupervisorMetrics
+from supervisor.metrics import MetricsServer, StatusValue, SupervisorMetrics
 from supervisor.server import SignalServer
 from worker.inline import InlinePool
 
@@ -39,7 +40,8 @@ log = structlog.get_logger(__name__)
 _D0 = Decimal(0)
 # Outcomes in which orders traded, so the triangle's books moved: later signals need newer books.
 _TRADED = frozenset((Status.FILLED, Status.UNWOUND, Status.STRANDED))
-VERSION = "0.1.0"
+# The installed distribution's version (pyproject.toml), never a second copy of it.
+VERSION = package_version("trident")
 
 
 class Supervisor:
@@ -49,9 +51,7 @@ class Supervisor:
         self.settings = settings
         self.host = socket.gethostname()
         self.name = f"{self.host}:{os.getpid()}"
-        self.redis = aioredis.Redis.from_url(
-            settings.redis_url, socket_timeout=settings.redis_timeout_s, socket_connect_timeout=settings.redis_timeout_s
-        )
+        self.redis = connect(settings, "supervisor")
         self.budget = RateBudget(self.redis, limit=settings.rate_budget_limit, window_ms=settings.rate_budget_window_ms)
         self.registry = Registry(self.redis, owner=self.name, ttl_ms=settings.lease_ttl_ms, budget=self.budget)
         pool_class = WorkerPool if settings.workers > 0 else InlinePool  # 0: execute in this event loop
@@ -64,7 +64,7 @@ class Supervisor:
             self.redis, settings.report_stream, settings.report_maxlen, Path(settings.spool_dir) / "supervisor.spool"
         )
         self.control = ControlWatcher(self.redis, self.admission, self.pool)
-        self.metrics = SupervisorMetrics(self.status)
+        self.metrics = SupervisorMetrics(self.snapshot)
         self.metrics_server = (
             MetricsServer(self.metrics.render, settings.metrics_host, settings.metrics_port)
             if settings.metrics_port else None
@@ -248,19 +248,24 @@ class Supervisor:
             if expired:
                 log.warning("leases_expired", lease_ids=expired)
 
-    def status(self) -> dict[str, str]:
-        """Flat status for the status hash (and `trident ctl status`)."""
-        fields = {
-            "name": self.name, "host": self.host, "pid": str(os.getpid()), "mode": self.settings.mode,
-            "version": VERSION, "workers": str(self.settings.workers), "workers_alive": str(self.pool.alive),
-            "in_flight": str(len(self.admission.in_flight)), "admitted": str(self.admission.admitted),
-            "uptime_s": f"{(time.monotonic_ns() - self.started_ns) / 1e9:.1f}",
-            "respawns": str(self.pool.respawns), "socket": self.settings.socket_path,
+    def snapshot(self) -> dict[str, StatusValue]:
+        """What this supervisor is and has counted, counters as numbers: the metrics read this."""
+        fields: dict[str, StatusValue] = {
+            "name": self.name, "host": self.host, "pid": os.getpid(), "mode": self.settings.mode,
+            "version": VERSION, "workers": self.settings.workers, "workers_alive": self.pool.alive,
+            "in_flight": len(self.admission.in_flight), "admitted": self.admission.admitted,
+            "uptime_s": (time.monotonic_ns() - self.started_ns) / 1e9,
+            "respawns": self.pool.respawns, "socket": self.settings.socket_path,
             "metrics": self.metrics_address, **self.control.status_fields(),
         }
-        fields.update({f"refused:{reason}": str(n) for reason, n in self.admission.refusals.items()})
-        fields.update({f"outcome:{status}": str(n) for status, n in self.outcomes.items()})
+        fields.update({f"refused:{reason}": n for reason, n in self.admission.refusals.items()})
+        fields.update({f"outcome:{status}": n for status, n in self.outcomes.items()})
         return fields
+
+    def status(self) -> dict[str, str]:
+        """The snapshot as the flat strings of the status hash (and `trident ctl status`)."""
+        return {name: f"{value:.1f}" if isinstance(value, float) else str(value)
+                for name, value in self.snapshot().items()}
 
     async def _status_loop(self) -> None:
         while True:

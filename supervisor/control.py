@@ -31,6 +31,7 @@ import redis.asyncio as aioredis
 import structlog
 from redis.exceptions import RedisError
 
+from shared.codec import as_text
 from shared.store import keys
 from supervisor.admission import Admission
 
@@ -47,13 +48,10 @@ class _Cancels(Protocol):
     def cancel(self, correlation_id: str) -> bool: ...
 
 
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
 
 def _flag(value: bytes | str | None) -> bool:
     """The registry's reading of a flag: absent, "0" or "" is off; anything else is on (fail safe)."""
-    return value is not None and _text(value) not in ("0", "")
+    return value is not None and as_text(value) not in ("0", "")
 
 
 class ControlWatcher:
@@ -94,7 +92,7 @@ class ControlWatcher:
             else:
                 self._halt_cancelled.clear()
             if requests:
-                await self._apply_cancels(_text(cid) for cid in requests)
+                await self._apply_cancels(as_text(cid) for cid in requests)
         except (RedisError, OSError) as exc:  # nothing is admitted without Redis anyway
             log.debug("control_refresh_failed", error=str(exc))
 
@@ -126,6 +124,6 @@ class ControlWatcher:
         if handled:
             await self._redis.hdel(keys.CANCEL, *handled)
 
-    def status_fields(self) -> dict[str, str]:
-        """For the status hash: what this supervisor believes the operator asked for."""
-        return {"paused": "1" if self.paused or self.halted else "0", "halted": "1" if self.halted else "0"}
+    def status_fields(self) -> dict[str, int]:
+        """For the status snapshot: what this supervisor believes the operator asked for (1 or 0)."""
+        return {"paused": int(self.paused or self.halted), "halted": int(self.halted)}

@@ -1,7 +1,7 @@
 """Prometheus metrics for one supervisor and all of its worker processes, served over HTTP.
 
-Counters and gauges are read at scrape time from `Supervisor.status()` (the same numbers as the
-status hash, so the two never disagree and the hot path pays nothing for them). Latency
+Counters and gauges are read at scrape time from `Supervisor.snapshot()` (the numbers the status
+hash shows as text, so the two never disagree and the hot path pays nothing for them). Latency
 histograms are fed from the `Done` messages every worker sends, so one endpoint per supervisor
 covers every process it runs, without a multiprocess registry directory.
 
@@ -29,7 +29,7 @@ from shared.channel import Done
 from shared.report import Status
 from shared.store.registry import REFUSAL_REASONS
 
-__all__ = ["SupervisorMetrics", "MetricsServer", "FIRST_ORDER_BUCKETS_S", "LEG_BUCKETS_S", "EXECUTION_BUCKETS_S"]
+__all__ = ["StatusValue", "SupervisorMetrics", "MetricsServer", "FIRST_ORDER_BUCKETS_S", "LEG_BUCKETS_S", "EXECUTION_BUCKETS_S"]
 
 log = structlog.get_logger(__name__)
 
@@ -40,17 +40,19 @@ LEG_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2
 EXECUTION_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
-def _number(fields: Mapping[str, str], name: str) -> float:
-    try:
-        return float(fields.get(name, "0"))
-    except ValueError:
-        return 0.0
+# One snapshot value: counters and gauges are numbers, identity fields (version, mode, host) text.
+StatusValue = int | float | str
+
+
+def _number(fields: Mapping[str, StatusValue], name: str) -> float:
+    value = fields.get(name, 0)
+    return float(value) if isinstance(value, (int, float)) else 0.0
 
 
 class _StatusCollector(Collector):
-    """Turns one `status()` snapshot into metric families at each scrape."""
+    """Turns one `Supervisor.snapshot()` into metric families at each scrape."""
 
-    def __init__(self, status: Callable[[], Mapping[str, str]]) -> None:
+    def __init__(self, status: Callable[[], Mapping[str, StatusValue]]) -> None:
         self._status = status
 
     def collect(self) -> Iterator[Metric]:
@@ -86,14 +88,14 @@ class _StatusCollector(Collector):
             yield gauge
         info = GaugeMetricFamily("trident_info", "Constant 1, labelled with what this supervisor is.",
                                  labels=["version", "mode", "host"])
-        info.add_metric([fields.get("version", ""), fields.get("mode", ""), fields.get("host", "")], 1.0)
+        info.add_metric([str(fields.get("version", "")), str(fields.get("mode", "")), str(fields.get("host", ""))], 1.0)
         yield info
 
 
 class SupervisorMetrics:
     """One registry per supervisor (never the global one: tests run several supervisors per process)."""
 
-    def __init__(self, status: Callable[[], Mapping[str, str]]) -> None:
+    def __init__(self, status: Callable[[], Mapping[str, StatusValue]]) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(_StatusCollector(status))
         self.first_order = Histogram(

@@ -20,8 +20,10 @@ from decimal import Decimal, InvalidOperation
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from shared.settings import SettingsError, load_settings
+from shared.codec import as_text
+from shared.settings import Settings, SettingsError, load_settings
 from shared.store import keys
+from shared.store.connect import connect
 from shared.store.fleet import FleetMember, fleet_problems, read_fleet
 from shared.store.registry import Registry, RegistryConfig
 
@@ -33,9 +35,6 @@ _POLL_S = 0.05  # how often a waiting command looks again; it waits on other pro
 class _No(Exception):
     """The command worked but the answer is negative: print it, exit 1."""
 
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 def _on_off(value: str) -> bool:
@@ -162,9 +161,9 @@ async def _cap(client: aioredis.Redis, args: argparse.Namespace) -> str:
     return await _registry_set(client, caps={args.quote: amount})
 
 
-async def _find_report(client: aioredis.Redis, cid: str) -> dict[str, str] | None:
-    for _, fields in await client.xrevrange(keys.REPORTS, "+", "-", count=500):
-        entry = {_text(k): _text(v) for k, v in fields.items()}
+async def _find_report(client: aioredis.Redis, stream: str, cid: str) -> dict[str, str] | None:
+    for _, fields in await client.xrevrange(stream, "+", "-", count=500):
+        entry = {as_text(k): as_text(v) for k, v in fields.items()}
         if entry.get("correlation_id") == cid:
             return entry
     return None
@@ -180,7 +179,7 @@ async def _cancel(client: aioredis.Redis, args: argparse.Namespace) -> str:
         if time.monotonic() >= deadline:
             raise _No(f"cancel of {cid} requested; no supervisor picked it up within {args.wait:g}s")
         await asyncio.sleep(_POLL_S)
-    while (report := await _find_report(client, cid)) is None and time.monotonic() < deadline:
+    while (report := await _find_report(client, args.report_stream, cid)) is None and time.monotonic() < deadline:
         await asyncio.sleep(_POLL_S)
     if report is None:
         return f"cancel of {cid} delivered to its worker; no report yet"
@@ -202,8 +201,8 @@ async def _inflight(client: aioredis.Redis, args: argparse.Namespace) -> str:
 
 async def _reports(client: aioredis.Redis, args: argparse.Namespace) -> str:
     rows = []
-    for _, raw in await client.xrevrange(keys.REPORTS, "+", "-", count=args.count):
-        entry = {_text(k): _text(v) for k, v in raw.items()}
+    for _, raw in await client.xrevrange(args.report_stream, "+", "-", count=args.count):
+        entry = {as_text(k): as_text(v) for k, v in raw.items()}
         when = datetime.fromtimestamp(int(entry.get("ts_ms", "0")) / 1000, UTC).strftime("%H:%M:%S.%f")[:-3]
         rows.append([when, entry.get("correlation_id", ""), entry.get("status", ""), entry.get("triangle", ""),
                      entry.get("profit", ""), entry.get("effective_bps", ""), entry.get("total_ms", ""),
@@ -222,7 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="trident ctl", description=__doc__.splitlines()[0])
     parser.add_argument("--redis-url",
                         help="default: TRIDENT_REDIS_URL, the --config file, or redis://127.0.0.1:6379/0")
-    parser.add_argument("--config", help="TOML settings file (also TRIDENT_CONFIG), for its redis_url")
+    parser.add_argument("--config", help="TOML settings file (also TRIDENT_CONFIG), for its redis_url and report_stream")
     sub = parser.add_subparsers(dest="command", required=True)
     status = sub.add_parser("status", help="every live supervisor, its workers and counters, and the config")
     status.add_argument("--json", action="store_true")
@@ -261,8 +260,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-async def _run(args: argparse.Namespace, redis_url: str) -> str:
-    client = aioredis.Redis.from_url(redis_url)
+async def _run(args: argparse.Namespace, settings: Settings) -> str:
+    client = connect(settings, "tool")
     try:
         return await args.func(client, args)
     finally:
@@ -272,8 +271,9 @@ async def _run(args: argparse.Namespace, redis_url: str) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        redis_url = load_settings(config_file=args.config, redis_url=args.redis_url).redis_url
-        print(asyncio.run(_run(args, redis_url)))
+        settings = load_settings(config_file=args.config, redis_url=args.redis_url)
+        args.report_stream = settings.report_stream  # `reports` and `cancel` read the configured stream
+        print(asyncio.run(_run(args, settings)))
     except _No as answer:
         print(answer)
         return 1

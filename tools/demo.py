@@ -21,7 +21,6 @@ from decimal import Decimal
 from pathlib import Path
 
 import msgpack
-import redis.asyncio as aioredis
 
 from shared.codec import HEADER, encode_frame
 from shared.credentials import Credentials
@@ -30,13 +29,14 @@ from shared.kucoin.session import make_session
 from shared.logs import configure_logging
 from shared.report import ExecutionReport, report_from_fields
 from shared.runloop import run_loop
-from shared.settings import load_settings
+from shared.settings import Settings, load_settings
+from shared.store.connect import connect
 from sim.config import DEMO_API_KEY, DEMO_API_PASSPHRASE, DEMO_API_SECRET
 from sim.server import start_simulator
 from supervisor.app import Supervisor
 from tools.embedded_redis import EmbeddedRedis
 from tools.send import send_frames
-from tools.synthetic import Market, fetch_markets, find_triangles, make_signal
+from tools.synthetic import Market, fetch_markets, find_triangles, make_signal, restamped
 
 __all__ = ["build_parser", "build_demo_plan", "main", "run_demo", "stamp_and_encode"]
 
@@ -111,11 +111,8 @@ def stamp_and_encode(item: object) -> bytes:
         return item
     assert isinstance(item, dict)
     signal = dict(item)
-    now_ms = int(time.time() * 1000)
-    book_ts_ms = now_ms - 3_600_000 if signal.pop(_STALE, False) else now_ms - 3
-    signal.update(book_ts_ms=book_ts_ms, t_sock_arrive_ms=now_ms - 2, t_arrive_ms=now_ms - 2,
-                  t_eval_ms=now_ms - 1, ts_ms=now_ms - 1)
-    return encode_frame(signal)
+    book_age_ms = 3_599_998 if signal.pop(_STALE, False) else 1  # an hour old, or fresh
+    return encode_frame(restamped(signal, int(time.time() * 1000) - 1, book_age_ms=book_age_ms, eval_ms=1))
 
 
 def _rechain(signal: dict) -> dict:
@@ -192,7 +189,7 @@ async def run_demo(*, redis_url: str | None, signals: int, workers: int) -> int:
         sent = await send_frames(settings.socket_path, frames, total=len(plan), rate=1000, progress=True)
         await supervisor.wait_frames(sent, 30)
         await supervisor.wait_idle(30)
-        reports = await _reports(url, settings.report_stream, prefix=run_id + "-")
+        reports = await _reports(settings, prefix=run_id + "-")
         print(_summary(sent, reports, supervisor.admission.refusals))
         return 0
     finally:
@@ -203,10 +200,10 @@ async def run_demo(*, redis_url: str | None, signals: int, workers: int) -> int:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-async def _reports(url: str, stream: str, prefix: str) -> list[ExecutionReport]:
-    client = aioredis.Redis.from_url(url)
+async def _reports(settings: Settings, prefix: str) -> list[ExecutionReport]:
+    client = connect(settings, "tool")
     try:
-        entries = await client.xrange(stream)
+        entries = await client.xrange(settings.report_stream)
     finally:
         await client.aclose()
     reports = [report_from_fields(fields) for _, fields in entries]

@@ -9,7 +9,8 @@ the exchange's increments, so the exchange's order-test accepts every leg.
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -153,3 +154,17 @@ def synthetic_signals(
         signals.append(make_signal(triangle, markets, volume, correlation_id=f"{prefix}-{index:06d}",
                                    now_ms=now_ms, rng=rng))
     return signals
+
+
+def restamped(signal: Mapping[str, object], now_ms: int | None = None, *, book_age_ms: int = 0,
+              eval_ms: int = 0) -> dict[str, object]:
+    """The signal stamped as an engine would stamp it at send time (`now_ms`, default the clock).
+
+    A book older than its triangle's last completed trade is refused as stale, so signals built
+    ahead of time must be stamped when they are sent. The engine read the book `book_age_ms`
+    before the signal arrived, and evaluated it for `eval_ms` before it was sent at `now_ms`.
+    """
+    now = int(time.time() * 1000) if now_ms is None else now_ms
+    arrived = now - eval_ms
+    return {**signal, "book_ts_ms": arrived - book_age_ms, "t_sock_arrive_ms": arrived, "t_arrive_ms": arrived,
+            "t_eval_ms": now, "ts_ms": now}

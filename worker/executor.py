@@ -16,7 +16,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import NamedTuple
 
-import redis.asyncio as aioredis
 import structlog
 from redis.exceptions import RedisError
 
@@ -26,6 +25,7 @@ from shared.kucoin.session import make_session
 from shared.report import ExecutionReport, Status
 from shared.settings import Settings
 from shared.signal import SignalError, parse_signal
+from shared.store.connect import connect
 from shared.store.ratebudget import RateBudget
 from shared.store.reports import ReportPublisher
 from worker.live import LiveRuntime, execute_live
@@ -203,10 +203,7 @@ class ExecutorResources:
     def __init__(self, settings: Settings, spool: Path) -> None:
         self.settings = settings
         self.session = make_session(settings.http_timeout_s)
-        self.redis = aioredis.Redis.from_url(
-            settings.redis_url, socket_timeout=settings.redis_timeout_s,
-            socket_connect_timeout=settings.redis_timeout_s,
-        )
+        self.redis = connect(settings, "worker")
         self.client = KucoinRest(self.session, settings.exchange_url, settings.credentials,
                                  timeout_s=settings.http_timeout_s)
         # Pings go through their own client on the same warm session: the public pool's

@@ -24,7 +24,7 @@ because what it spent is not known.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from decimal import Decimal
 
@@ -40,7 +40,7 @@ from shared.money import fmt_decimal, round_down
 from shared.report import EdgeBreakdown, ExecutionReport, LegFill, Status, Unwind
 from shared.settings import Settings
 from shared.signal import Leg, Signal
-from shared.store.journal import Journal
+from shared.store.journal import Journal, PlacingOrder, SettledOrder, leg_slot, unwind_slot
 from worker.attribution import attribute, snapshot_prices
 from worker.live_order import OrderOutcome, OrderRunner, OrderSpec
 from worker.paper import ExecutionContext, Timeline, book_top, client_oid, ms_since
@@ -130,25 +130,17 @@ def _spec_for(leg: Leg, oid: str, held: Decimal, first: bool) -> OrderSpec | Non
     return OrderSpec(oid, leg.pair, leg.side, amount, leg.side == "buy") if ok else None
 
 
-def _placing(key: str, spec: OrderSpec) -> dict[str, str]:
-    return {
-        f"{key}_state": "placing", f"{key}_client_oid": spec.client_oid, f"{key}_pair": spec.pair,
-        f"{key}_side": spec.side, f"{key}_amount": fmt_decimal(spec.amount),
-        f"{key}_amount_kind": "funds" if spec.by_funds else "size",
-    }
+def _placing(slot: str, spec: OrderSpec) -> PlacingOrder:
+    return PlacingOrder(slot, spec.client_oid, spec.pair, spec.side, spec.amount, spec.by_funds)
 
 
-def _settled(key: str, outcome: OrderOutcome) -> dict[str, str]:
+def _settled(slot: str, outcome: OrderOutcome) -> SettledOrder:
     order = outcome.order
     state = "unknown" if outcome.unknown else ("done" if order is not None else "rejected")
-    fields = {f"{key}_state": state, f"{key}_error": outcome.error}
-    if order is not None:
-        fields.update({
-            f"{key}_order_id": order.id, f"{key}_filled_size": fmt_decimal(order.deal_size),
-            f"{key}_filled_funds": fmt_decimal(order.deal_funds), f"{key}_fee": fmt_decimal(order.fee),
-            f"{key}_fee_currency": order.fee_currency,
-        })
-    return fields
+    if order is None:
+        return SettledOrder(slot, state, outcome.error)
+    return SettledOrder(slot, state, outcome.error, order.id, order.deal_size, order.deal_funds, order.fee,
+                        order.fee_currency)
 
 
 class _LiveTriangle:
@@ -166,7 +158,7 @@ class _LiveTriangle:
         self.fills: list[LegFill] = []
         self.unwinds: list[Unwind] = []
         self.held: dict[str, Decimal] = {}  # what this execution holds of each non-primary currency
-        self.unsettled: dict[str, str] = {}  # the last order's result, written with the next journal entry
+        self.unsettled: SettledOrder | None = None  # the last order's result, written with the next journal entry
         self.partial_legs: set[int] = set()  # legs whose order the exchange filled only in part
         self.first_order_ms = 0.0
 
@@ -177,10 +169,9 @@ class _LiveTriangle:
         spec = _spec_for(legs[0], client_oid(self.cid, 0), legs[0].order_param, first=True)
         if spec is None:
             return self.report(Status.FAILED, f"leg 0: {legs[0].order_param} is below what can be placed")
-        opened = {"triangle": ",".join(signal.triangle_key), "primary_quote": signal.primary_quote,
-                  **_placing("leg0", spec)}
         try:
-            if not await self.runtime.journal.begin(self.cid, opened):
+            first = _placing(leg_slot(0), spec)
+            if not await self.runtime.journal.begin(self.cid, signal.triangle_key, signal.primary_quote, first):
                 return self.report(Status.FAILED, "this execution is already journaled: nothing placed twice")
         except (RedisError, OSError) as exc:
             return self.report(Status.FAILED, f"journal unavailable, nothing placed: {exc}")
@@ -195,9 +186,9 @@ class _LiveTriangle:
                     held = fmt_decimal(self.held.get(leg.input_currency, _ZERO))
                     error, stop_leg = f"leg {index}: {held} {leg.input_currency} is below what can be placed", index
                     break
-                await self.journal({**self.unsettled, **_placing(f"leg{index}", spec)})
+                await self.journal(_placing(leg_slot(index), spec))
             outcome = await self.runtime.orders.run(spec)
-            self.unsettled = _settled(f"leg{index}", outcome)
+            self.unsettled = _settled(leg_slot(index), outcome)
             fired_ms = self.timeline.mark(f"leg{index}_order_fired", outcome.fired_ns)
             if index == 0:
                 self.first_order_ms = fired_ms
@@ -261,9 +252,9 @@ class _LiveTriangle:
         spec = _spec_for(replace(link, side=side), unwind_client_oid(self.cid, leg), amount, first=False)
         if spec is None:
             return held, False
-        await self.journal({**self.unsettled, **_placing(f"unwind{leg}", spec)})
+        await self.journal(_placing(unwind_slot(leg), spec))
         outcome = await self.runtime.orders.run(spec)
-        self.unsettled = _settled(f"unwind{leg}", outcome)
+        self.unsettled = _settled(unwind_slot(leg), outcome)
         order = outcome.order
         if order is None or order.deal_size == 0:
             log.error("unwind_failed", correlation_id=self.cid, leg=leg, error=outcome.error)
@@ -274,9 +265,10 @@ class _LiveTriangle:
                       order_id=order.id, spent=fill.spent, recovered=fill.received, fee=fill.fee,
                       fee_currency=fill.fee_currency), not _partial(order) and not outcome.error
 
-    async def journal(self, fields: Mapping[str, str]) -> None:
+    async def journal(self, placing: PlacingOrder) -> None:
+        """Journal the next order's intent with the previous order's result."""
         try:
-            await self.runtime.journal.record(self.cid, fields)
+            await self.runtime.journal.place(self.cid, placing, self.unsettled)
         except (RedisError, OSError) as exc:
             log.warning("journal_write_failed", correlation_id=self.cid, error=str(exc))
 

@@ -26,6 +26,7 @@ import redis.asyncio as aioredis
 import structlog
 from redis.exceptions import RedisError
 
+from shared.codec import as_text
 from shared.store import keys
 
 __all__ = [
@@ -114,9 +115,6 @@ class FleetMember:
         return self.status.get("host", self.name.rsplit(":", 1)[0])
 
 
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
 
 def _int(fields: Mapping[str, str], name: str) -> int:
     try:
@@ -127,11 +125,11 @@ def _int(fields: Mapping[str, str], name: str) -> int:
 
 async def read_fleet(client: aioredis.Redis) -> list[FleetMember]:
     """Every supervisor whose status hash is alive, with its workers' health lines."""
-    names = [_text(name) for name in await client.zrange(keys.FLEET, 0, -1)]
+    names = [as_text(name) for name in await client.zrange(keys.FLEET, 0, -1)]
     async with client.pipeline(transaction=False) as pipe:
         for name in names:
             pipe.hgetall(keys.STATUS_PREFIX + name)
-        statuses = [{_text(k): _text(v) for k, v in raw.items()} for raw in await pipe.execute()]
+        statuses = [{as_text(k): as_text(v) for k, v in raw.items()} for raw in await pipe.execute()]
     live = [(name, status) for name, status in zip(names, statuses) if status]
     async with client.pipeline(transaction=False) as pipe:
         for name, status in live:
@@ -143,7 +141,7 @@ async def read_fleet(client: aioredis.Redis) -> list[FleetMember]:
         workers = {}
         for index in range(_int(status, "workers")):
             line = next(lines)
-            workers[index] = None if line is None else _text(line)
+            workers[index] = None if line is None else as_text(line)
         members.append(FleetMember(name, status, workers))
     return members
 

@@ -17,13 +17,17 @@ A running journal has no TTL; a finished one expires after ``ttl_s``.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
 
 import redis.asyncio as aioredis
 
+from shared.codec import as_text
+from shared.money import fmt_decimal
 from shared.store.keys import JOURNAL_PREFIX
 
-__all__ = ["Journal", "journal_key", "journal_summary"]
+__all__ = ["Journal", "PlacingOrder", "SettledOrder", "journal_key", "journal_summary", "leg_slot", "unwind_slot"]
 
 DEFAULT_TTL_S = 7 * 24 * 3600
 
@@ -40,43 +44,113 @@ def journal_key(correlation_id: str) -> str:
     return JOURNAL_PREFIX + correlation_id
 
 
+def leg_slot(leg: int) -> str:
+    """The journal's name for leg `leg`'s order (``leg0`` .. ``leg2``)."""
+    return f"leg{leg}"
+
+
+def unwind_slot(leg: int) -> str:
+    """The journal's name for the order unwinding leg `leg`'s stranded input (``unwind1``, ``unwind2``)."""
+    return f"unwind{leg}"
+
+
+@dataclass(frozen=True, slots=True)
+class PlacingOrder:
+    """An order about to be placed: journaled before the exchange sees it, so it can be resolved
+    by its clientOid whatever happens next."""
+
+    slot: str
+    client_oid: str
+    pair: str
+    side: str
+    amount: Decimal
+    by_funds: bool
+
+    def fields(self) -> dict[str, str]:
+        prefix = self.slot + "_"
+        return {
+            prefix + "state": "placing", prefix + "client_oid": self.client_oid, prefix + "pair": self.pair,
+            prefix + "side": self.side, prefix + "amount": fmt_decimal(self.amount),
+            prefix + "amount_kind": "funds" if self.by_funds else "size",
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class SettledOrder:
+    """What a placed order did: `state` done | rejected | unknown, and the exchange's figures when
+    it answered with an order (`order_id` None: it did not)."""
+
+    slot: str
+    state: str
+    error: str = ""
+    order_id: str | None = None
+    filled_size: Decimal = Decimal(0)
+    filled_funds: Decimal = Decimal(0)
+    fee: Decimal = Decimal(0)
+    fee_currency: str = ""
+
+    def fields(self) -> dict[str, str]:
+        prefix = self.slot + "_"
+        fields = {prefix + "state": self.state, prefix + "error": self.error}
+        if self.order_id is not None:
+            fields.update({
+                prefix + "order_id": self.order_id, prefix + "filled_size": fmt_decimal(self.filled_size),
+                prefix + "filled_funds": fmt_decimal(self.filled_funds), prefix + "fee": fmt_decimal(self.fee),
+                prefix + "fee_currency": self.fee_currency,
+            })
+        return fields
+
+
+def _settled_fields(settled: SettledOrder | None) -> dict[str, str]:
+    return settled.fields() if settled is not None else {}
+
+
 def _now_ms() -> str:
     return str(int(time.time() * 1000))
 
 
 class Journal:
-    """Reads and writes execution journals; every write stamps `updated_ms`."""
+    """Reads and writes execution journals; every write stamps `updated_ms`.
+
+    Each write carries the previous order's result together with the next order's intent: one
+    Redis write per order, never an order placed without its intent journaled first.
+    """
 
     def __init__(self, redis: aioredis.Redis, ttl_s: int = DEFAULT_TTL_S) -> None:
         self._redis = redis
         self._ttl_s = ttl_s
         self._create = redis.register_script(_CREATE_IF_ABSENT)
 
-    async def begin(self, correlation_id: str, fields: Mapping[str, str]) -> bool:
-        """Open the journal with `fields` (state running); False if this execution already has one."""
+    async def begin(self, correlation_id: str, triangle: Sequence[str], primary_quote: str,
+                    first: PlacingOrder) -> bool:
+        """Open the journal (state running) with the first order's intent; False if this execution
+        already has one."""
         now = _now_ms()
-        entry = {**fields, "state": "running", "started_ms": now, "updated_ms": now}
+        entry = {"triangle": ",".join(triangle), "primary_quote": primary_quote, **first.fields(),
+                 "state": "running", "started_ms": now, "updated_ms": now}
         args = [part for pair in entry.items() for part in pair]
         return bool(await self._create(keys=[journal_key(correlation_id)], args=args))
 
-    async def record(self, correlation_id: str, fields: Mapping[str, str]) -> None:
-        await self._redis.hset(journal_key(correlation_id), mapping={**fields, "updated_ms": _now_ms()})
+    async def place(self, correlation_id: str, placing: PlacingOrder, settled: SettledOrder | None) -> None:
+        """The next order's intent, with what the previous one did (`settled`, if not yet written)."""
+        fields = {**_settled_fields(settled), **placing.fields(), "updated_ms": _now_ms()}
+        await self._redis.hset(journal_key(correlation_id), mapping=fields)
 
-    async def finish(self, correlation_id: str, status: str, fields: Mapping[str, str]) -> None:
+    async def finish(self, correlation_id: str, status: str, settled: SettledOrder | None) -> None:
         """Final state, then the TTL: a finished journal is history, kept `ttl_s`."""
         key = journal_key(correlation_id)
+        fields = {**_settled_fields(settled), "state": "done", "status": status, "updated_ms": _now_ms()}
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hset(key, mapping={**fields, "state": "done", "status": status, "updated_ms": _now_ms()})
+            pipe.hset(key, mapping=fields)
             pipe.expire(key, self._ttl_s)
             await pipe.execute()
 
     async def read(self, correlation_id: str) -> dict[str, str]:
         raw = await self._redis.hgetall(journal_key(correlation_id))
-        return {key.decode() if isinstance(key, bytes) else key: value.decode() if isinstance(value, bytes) else value
-                for key, value in raw.items()}
+        return {as_text(key): as_text(value) for key, value in raw.items()}
 
 
-_ORDER_PREFIXES = ("leg0_", "leg1_", "leg2_", "unwind1_", "unwind2_")
+_ORDER_PREFIXES = tuple(slot + "_" for slot in (*map(leg_slot, range(3)), unwind_slot(1), unwind_slot(2)))
 
 
 def journal_summary(fields: Mapping[str, str]) -> str:

@@ -49,7 +49,6 @@ __all__ = [
     "RATE_BUDGET",
     "JOURNAL_PREFIX",
     "REPORTS",
-    "REPORTS_GROUP",
     "STATUS_PREFIX",
     "WORKER_HEALTH_PREFIX",
     "FLEET",
@@ -72,7 +71,6 @@ RATE_BUDGET = REG + ":rate_budget"
 JOURNAL_PREFIX = REG + ":journal:"
 
 REPORTS = "trident:reports"
-REPORTS_GROUP = "trident-supervisors"
 STATUS_PREFIX = "trident:status:"
 WORKER_HEALTH_PREFIX = "trident:health:"
 FLEET = "trident:fleet"

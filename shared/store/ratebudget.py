@@ -3,17 +3,18 @@
 KuCoin meters an account's private trading calls in one resource pool (Spot: 4000 weight per
 30 s window at VIP0; an HF order place or test weighs 1), whichever process or host makes them,
 so a per-process limiter would let N workers spend N times the pool. The budget is one hash in
-the registry's hash tag, changed only by two Lua scripts:
+the registry's hash tag, changed only by Lua:
 
-- ``take(weight)`` — the supervisor reserves a triangle's weight when it admits the signal
-  (after the lease is granted, so isolation refusals cost no weight); when the window cannot
-  cover it the signal is refused with reason ``rate_budget`` instead of provoking 429s.
+- the take (``lua/budget.lua``, merged into the registry's acquire script) — the supervisor
+  reserves a triangle's weight in the same EVALSHA that grants its lease (after the isolation
+  checks, so their refusals cost no weight); when the window cannot cover it the signal is
+  refused with reason ``rate_budget`` instead of provoking 429s.
 - ``observe(limit, remaining, reset_ms)`` — workers report the ``gw-ratelimit-*`` headers of
   their latest answer, so the budget follows the exchange's own count: calls made outside
   Trident, a smaller VIP pool, or a window that opened at another moment than ours.
 
 The bucket is refilled whole when its window ends (KuCoin's pools are fixed windows; see
-lua/ratebudget_take.lua for why not a continuous refill). ``rate_budget_limit`` caps what the
+lua/budget.lua for why not a continuous refill). ``rate_budget_limit`` caps what the
 fleet may spend per window even when the exchange would allow more (room for other clients of
 the same account). Hash ``trident:{reg}:rate_budget``: ``limit``, ``remaining``,
 ``window_end_ms`` (Redis server clock), readable with ``redis-cli HGETALL``.
@@ -29,20 +30,19 @@ import redis.asyncio as aioredis
 
 from shared.store import keys
 
-__all__ = ["ORDER_WEIGHT", "TRIANGLE_WEIGHT", "BudgetAnswer", "BudgetState", "RateBudget"]
+__all__ = ["ORDER_WEIGHT", "TRIANGLE_WEIGHT", "BudgetAnswer", "RateBudget"]
 
 ORDER_WEIGHT = 1  # POST /api/v1/hf/orders, /hf/orders/test and /hf/orders/sync
 TRIANGLE_WEIGHT = 3 * ORDER_WEIGHT  # one order call per leg
 
 _LUA_DIR = Path(__file__).with_name("lua")
-BUDGET_LUA = (_LUA_DIR / "budget.lua").read_text()  # the take itself, also merged into acquire.lua
-_TAKE_LUA = BUDGET_LUA + (_LUA_DIR / "ratebudget_take.lua").read_text()
+BUDGET_LUA = (_LUA_DIR / "budget.lua").read_text()  # the take, merged into acquire.lua
 _OBSERVE_LUA = (_LUA_DIR / "ratebudget_observe.lua").read_text()
 
 
 @dataclass(frozen=True, slots=True)
 class BudgetAnswer:
-    """What a take or an observation left: weight still available, and ms until the refill.
+    """What a take (inside acquire) or an observation left: weight still available, and ms until the refill.
 
     `granted`: the take was covered; for an observation, that it was applied (False: a late
     header from an earlier window, ignored).
@@ -53,15 +53,6 @@ class BudgetAnswer:
     reset_ms: int
 
 
-@dataclass(frozen=True, slots=True)
-class BudgetState:
-    """The stored budget (an absent hash reads as a full window that has not begun)."""
-
-    limit: int
-    remaining: int
-    window_end_ms: int
-
-
 class RateBudget:
     """Async client of the budget scripts; one per process.
 
@@ -70,15 +61,13 @@ class RateBudget:
     window can only end later than that, never earlier, so the shortcut never admits wrongly.
     """
 
-    __slots__ = ("_redis", "_limit", "_window_ms", "_take", "_observe", "_exhausted_until_ns")
+    __slots__ = ("_limit", "_window_ms", "_observe", "_exhausted_until_ns")
 
     def __init__(self, redis: aioredis.Redis, *, limit: int, window_ms: int) -> None:
         if limit < 1 or window_ms < 1:
             raise ValueError(f"limit and window_ms must be >= 1, got {limit}, {window_ms}")
-        self._redis = redis
         self._limit = limit
         self._window_ms = window_ms
-        self._take = redis.register_script(_TAKE_LUA)
         self._observe = redis.register_script(_OBSERVE_LUA)
         self._exhausted_until_ns = 0
 
@@ -98,21 +87,8 @@ class RateBudget:
         """True while a take was refused and its window has not ended (no Redis call)."""
         return time.monotonic_ns() < self._exhausted_until_ns
 
-    async def take(self, weight: int) -> BudgetAnswer:
-        """Reserve `weight` from the current window, or refuse (taking nothing)."""
-        granted, remaining, reset_ms = await self._take([keys.RATE_BUDGET], (weight, self._limit, self._window_ms))
-        if not granted:
-            self.note_refused(int(reset_ms))
-        return BudgetAnswer(granted == 1, int(remaining), int(reset_ms))
-
     async def observe(self, limit: int, remaining: int, reset_ms: int) -> BudgetAnswer:
         """Correct the budget with the exchange's `gw-ratelimit-*` values (reset_ms relative to now)."""
         args = (max(limit, 0), max(remaining, 0), max(reset_ms, 0), self._limit, self._window_ms)
         applied, remaining_after, reset_after = await self._observe([keys.RATE_BUDGET], args)
         return BudgetAnswer(applied == 1, int(remaining_after), int(reset_after))
-
-    async def state(self) -> BudgetState:
-        raw = await self._redis.hmget(keys.RATE_BUDGET, "limit", "remaining", "window_end_ms")
-        limit = int(raw[0]) if raw[0] is not None else self._limit
-        remaining = int(raw[1]) if raw[1] is not None else limit
-        return BudgetState(limit, remaining, int(raw[2]) if raw[2] is not None else 0)

@@ -63,6 +63,7 @@ from pathlib import Path
 
 import redis.asyncio as aioredis
 
+from shared.codec import as_text
 from shared.store import keys
 from shared.store.ratebudget import BUDGET_LUA, RateBudget
 
@@ -153,9 +154,6 @@ for _reason in REFUSAL_REASONS:
     _REFUSALS[_reason] = _REFUSALS[_reason.encode()] = Refusal(_reason)
 
 
-def _text(value: str | bytes) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
 
 def _amount_text(value: Decimal, what: str) -> str:
     """The plain decimal string the scripts accept: no sign, no exponent, at most 18 places."""
@@ -220,7 +218,7 @@ class Registry:
         granted, detail = answer[0], answer[1]
         if granted == 1:
             return Grant(request.lease_id, detail)
-        refusal = _REFUSALS.get(detail) or Refusal(_text(detail))
+        refusal = _REFUSALS.get(detail) or Refusal(as_text(detail))
         if budget is not None and refusal.reason == "rate_budget":
             budget.note_refused(int(answer[2]))
         return refusal
@@ -235,11 +233,11 @@ class Registry:
 
     async def sweep(self) -> list[str]:
         """Drop expired leases with their claims; the ids dropped."""
-        return [_text(lease_id) for lease_id in await self._sweep(_SCRIPT_KEYS)]
+        return [as_text(lease_id) for lease_id in await self._sweep(_SCRIPT_KEYS)]
 
     async def config(self) -> RegistryConfig:
         """The settings in force, defaults filled in; ValueError for values acquire would reject."""
-        raw = {_text(k): _text(v) for k, v in (await self._redis.hgetall(keys.CONFIG)).items()}
+        raw = {as_text(k): as_text(v) for k, v in (await self._redis.hgetall(keys.CONFIG)).items()}
         slots_text = raw.get("slots", str(_DEFAULT_SLOTS))
         try:
             slots = int(slots_text)
@@ -294,10 +292,10 @@ class Registry:
             pipe.zrange(keys.LEASES, 0, -1, withscores=True)
             pipe.hgetall(keys.LEASE_DATA)
             expiries, records = await pipe.execute()
-        records = {_text(k): v for k, v in records.items()}
+        records = {as_text(k): v for k, v in records.items()}
         infos = []
         for member, expires_ms in expiries:
-            lease_id = _text(member)
+            lease_id = as_text(member)
             record = records.get(lease_id)
             if record is None:
                 continue

@@ -67,17 +67,6 @@ def fresh_signal(markets: dict[str, Market], triangle_index: int, cid: str, volu
     return make_signal(triangle, markets, Decimal(volume), correlation_id=cid, now_ms=int(time.time() * 1000))
 
 
-def restamped(signal: dict) -> dict:
-    """The same signal with its book sampled just now: send-time stamping, as a live engine does.
-
-    A book older than its triangle's last completed trade is refused as stale, so signals built
-    ahead of time must be stamped when they are sent.
-    """
-    now_ms = int(time.time() * 1000)
-    return {**signal, "book_ts_ms": now_ms, "t_sock_arrive_ms": now_ms, "t_arrive_ms": now_ms, "t_eval_ms": now_ms,
-            "ts_ms": now_ms}
-
-
 async def stream_reports(redis_url: str, stream: str = "trident:reports") -> list[ExecutionReport]:
     client = aioredis.Redis.from_url(redis_url)
     try:

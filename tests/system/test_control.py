@@ -25,13 +25,13 @@ from tests.support.e2e import (
     e2e_settings,
     fresh_signal,
     markets_of,
-    restamped,
     running_supervisor,
     stream_reports,
     wait_until,
 )
 from tools.embedded_redis import EmbeddedRedis
 from tools.send import send_frames
+from tools.synthetic import restamped
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 # Triangles of the simulator's markets (find_triangles order): 0 = ADA-USDT/ADA-BTC/BTC-USDT,

@@ -15,14 +15,9 @@ from shared.codec import encode_frame
 from shared.store.fleet import FleetMember, fleet_problems
 from sim.server import RunningSimulator
 from supervisor.app import Supervisor
-from tests.support.e2e import (
-    e2e_settings,
-    fresh_signal,
-    markets_of,
-    restamped,
-    running_supervisor,
-)
+from tests.support.e2e import e2e_settings, fresh_signal, markets_of, running_supervisor
 from tools.send import send_frames
+from tools.synthetic import restamped
 
 
 async def ctl(redis_url: str, *args: str) -> tuple[int, str]:
@@ -105,6 +100,26 @@ async def test_cancel_inflight_reports_and_halt(
     rows = {tuple(row.split()[1:3]) for row in out.splitlines()[1:]}
     assert code == 0 and rows == {("c-1", "aborted"), ("c-2", "filled"), ("c-3", "aborted"), ("c-4", "aborted")}, out
     assert (await ctl(redis_url, "inflight")) == (0, "nothing in flight\n")
+
+
+async def test_reports_and_cancel_read_the_configured_report_stream(
+    redis_url: str, simulator: RunningSimulator, redis_client, tmp_path: Path
+) -> None:
+    stream = "ops:trident-reports"
+    config = tmp_path / "trident.toml"
+    config.write_text(f'report_stream = "{stream}"\n')
+    settings = e2e_settings(redis_url, simulator.url, tmp_path, workers=1, report_stream=stream)
+    markets = await markets_of(simulator)
+    simulator.sim.update_knobs(latency_ms=2500)  # keeps the execution in flight until the cancel lands
+    async with running_supervisor(settings) as supervisor:
+        await send(supervisor, markets, (0, "s-1"))
+        code, out = await ctl(redis_url, "--config", str(config), "cancel", "s-1")
+        assert (code, out.strip()) == (0, "cancel of s-1 delivered; it ended aborted (cancelled)"), out
+        await supervisor.wait_idle(5)
+    code, out = await ctl(redis_url, "--config", str(config), "reports")
+    assert code == 0 and [tuple(row.split()[1:3]) for row in out.splitlines()[1:]] == [("s-1", "aborted")], out
+    assert await redis_client.exists("trident:reports") == 0  # nothing went to the default stream
+    assert await ctl(redis_url, "reports") == (0, "no reports yet\n")
 
 
 async def test_check_fails_without_supervisors_or_without_redis(redis_url: str, tmp_path: Path) -> None:

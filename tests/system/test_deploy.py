@@ -26,12 +26,12 @@ from shared.codec import encode_frame
 from shared.kucoin.rest import KucoinRest
 from shared.kucoin.session import make_session
 from shared.settings import load_settings
-from tests.support.e2e import fresh_signal, restamped, stream_reports
+from tests.support.e2e import fresh_signal, stream_reports
 from tools import ctl
 from tools.cli import COMMANDS
 from tools.embedded_redis import find_redis_server
 from tools.send import send_frames
-from tools.synthetic import fetch_markets
+from tools.synthetic import fetch_markets, restamped
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"

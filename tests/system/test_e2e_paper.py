@@ -15,12 +15,12 @@ from tests.support.e2e import (
     e2e_settings,
     fresh_signal,
     markets_of,
-    restamped,
     running_supervisor,
     stream_reports,
     wait_until,
 )
 from tools.send import send_frames
+from tools.synthetic import restamped
 from worker.paper import client_oid
 
 

@@ -23,8 +23,9 @@ from shared.codec import HEADER, encode_frame
 from shared.store import keys
 from shared.store.registry import Registry
 from sim.server import RunningSimulator
-from tests.support.e2e import fresh_signal, markets_of, restamped
+from tests.support.e2e import fresh_signal, markets_of
 from tests.support.processes import TridentProcess, trident_env
+from tools.synthetic import restamped
 
 GARBAGE_BYTES = 100 << 20
 GARBAGE_FRAME = 64 << 10  # under max_frame_bytes: the server must read and decode every one

@@ -23,13 +23,13 @@ from tests.support.e2e import (
     e2e_settings,
     fresh_signal,
     markets_of,
-    restamped,
     running_supervisor,
     stream_reports,
     wait_until,
 )
 from tests.support.reconcile import account_deltas
 from tools.send import send_frames
+from tools.synthetic import restamped
 from worker.live import unwind_client_oid
 from worker.paper import client_oid
 

@@ -16,15 +16,9 @@ from shared.kucoin.errors import TransportError, error_from_response
 from shared.settings import SettingsError, load_settings
 from sim.server import RunningSimulator
 from supervisor.metrics import SupervisorMetrics
-from tests.support.e2e import (
-    e2e_settings,
-    fresh_signal,
-    markets_of,
-    restamped,
-    running_supervisor,
-    stream_reports,
-)
+from tests.support.e2e import e2e_settings, fresh_signal, markets_of, running_supervisor, stream_reports
 from tools.send import send_frames
+from tools.synthetic import restamped
 from worker.executor import exchange_error_code
 from worker.paper import _describe_failure
 

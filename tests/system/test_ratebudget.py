@@ -17,16 +17,10 @@ from shared.store.registry import Registry
 from sim.config import SimConfig
 from sim.server import RunningSimulator, start_simulator
 from supervisor.app import Supervisor
-from tests.support.e2e import (
-    e2e_settings,
-    fresh_signal,
-    markets_of,
-    restamped,
-    running_supervisor,
-    stream_reports,
-)
+from tests.support.budget import stored, take
+from tests.support.e2e import e2e_settings, fresh_signal, markets_of, running_supervisor, stream_reports
 from tools.send import send_frames
-from tools.synthetic import find_triangles
+from tools.synthetic import find_triangles, restamped
 
 WINDOW_MS = 60_000  # longer than any test here: no refill happens unless a test forces one
 
@@ -45,21 +39,21 @@ async def _server_ms(client: aioredis.Redis) -> int:
 
 async def test_take_spends_the_window_then_refuses_without_taking(redis_client: aioredis.Redis) -> None:
     budget = RateBudget(redis_client, limit=10, window_ms=WINDOW_MS)
-    answers = [await budget.take(3) for _ in range(4)]
+    answers = [await take(redis_client, budget, 3) for _ in range(4)]
     assert [a.granted for a in answers] == [True, True, True, False]
     assert [a.remaining for a in answers] == [7, 4, 1, 1]  # the refused take left the 1 there
     assert 0 < answers[-1].reset_ms <= WINDOW_MS
-    assert (await budget.take(1)).granted  # a smaller take still fits
-    assert (await budget.state()).remaining == 0
+    assert (await take(redis_client, budget, 1)).granted  # a smaller take still fits
+    assert (await stored(redis_client, budget)).remaining == 0
 
 
 async def test_a_spent_window_is_refilled_whole_when_it_ends(redis_client: aioredis.Redis) -> None:
     budget = RateBudget(redis_client, limit=5, window_ms=WINDOW_MS)
-    assert (await budget.take(5)).granted
-    assert not (await budget.take(1)).granted
+    assert (await take(redis_client, budget, 5)).granted
+    assert not (await take(redis_client, budget, 1)).granted
     assert budget.exhausted()  # known locally, no Redis call needed for the next refusals
     await redis_client.hset(keys.RATE_BUDGET, "window_end_ms", await _server_ms(redis_client) - 1)
-    answer = await budget.take(2)
+    answer = await take(redis_client, budget, 2)
     assert (answer.granted, answer.remaining) == (True, 3)
     assert WINDOW_MS - 1000 < answer.reset_ms <= WINDOW_MS
 
@@ -68,7 +62,7 @@ async def test_concurrent_takes_from_many_connections_never_exceed_the_limit(red
     clients = [aioredis.Redis.from_url(redis_url) for _ in range(4)]
     try:
         budgets = [RateBudget(client, limit=50, window_ms=WINDOW_MS) for client in clients]
-        answers = await asyncio.gather(*(budgets[i % 4].take(1) for i in range(200)))
+        answers = await asyncio.gather(*(take(clients[i % 4], budgets[i % 4], 1) for i in range(200)))
     finally:
         for client in clients:
             await client.aclose()
@@ -77,49 +71,49 @@ async def test_concurrent_takes_from_many_connections_never_exceed_the_limit(red
 
 async def test_headers_only_ever_lower_what_is_left_and_cap_the_limit(redis_client: aioredis.Redis) -> None:
     budget = RateBudget(redis_client, limit=100, window_ms=WINDOW_MS)
-    first = await budget.take(10)  # our window: 90 left
+    first = await take(redis_client, budget, 10)  # our window: 90 left
     # the exchange counts calls from elsewhere too: it has 40 left in the same window
     after = await budget.observe(limit=60, remaining=40, reset_ms=first.reset_ms)
     assert after.remaining == 40
-    state = await budget.state()
+    state = await stored(redis_client, budget)
     assert (state.limit, state.remaining) == (60, 40)
     # a header saying more is left than we know (our reservations not yet at the exchange) changes nothing
     assert (await budget.observe(limit=60, remaining=55, reset_ms=first.reset_ms)).remaining == 40
     # an exchange pool larger than the configured limit does not raise ours
     await redis_client.delete(keys.RATE_BUDGET)
     await budget.observe(limit=4000, remaining=3990, reset_ms=20_000)
-    assert (await budget.state()).limit == 100
-    assert (await budget.state()).remaining == 100
+    assert (await stored(redis_client, budget)).limit == 100
+    assert (await stored(redis_client, budget)).remaining == 100
 
 
 async def test_the_window_ends_at_the_later_of_ours_and_the_exchanges(redis_client: aioredis.Redis) -> None:
     budget = RateBudget(redis_client, limit=100, window_ms=WINDOW_MS)
-    await budget.take(1)
-    ours = (await budget.state()).window_end_ms
+    await take(redis_client, budget, 1)
+    ours = (await stored(redis_client, budget)).window_end_ms
     later = await budget.observe(limit=100, remaining=99, reset_ms=WINDOW_MS + 5000)
     assert later.reset_ms > WINDOW_MS
-    assert (await budget.state()).window_end_ms >= ours + 4000
+    assert (await stored(redis_client, budget)).window_end_ms >= ours + 4000
     # an exchange window ending a little earlier than ours does not shorten ours
     await budget.observe(limit=100, remaining=99, reset_ms=WINDOW_MS - 5000)
-    assert (await budget.state()).window_end_ms >= ours + 4000
+    assert (await stored(redis_client, budget)).window_end_ms >= ours + 4000
 
 
 async def test_a_late_header_from_the_previous_window_is_ignored(redis_client: aioredis.Redis) -> None:
     budget = RateBudget(redis_client, limit=100, window_ms=WINDOW_MS)
-    await budget.take(10)
+    await take(redis_client, budget, 10)
     # an answer sent just before the previous window reset: nothing left, reset in 5 ms
     assert not (await budget.observe(limit=100, remaining=0, reset_ms=5)).granted
-    assert (await budget.state()).remaining == 90
+    assert (await stored(redis_client, budget)).remaining == 90
 
 
 async def test_when_our_window_is_over_the_exchanges_current_one_is_adopted(redis_client: aioredis.Redis) -> None:
     budget = RateBudget(redis_client, limit=100, window_ms=WINDOW_MS)
-    await budget.take(10)
+    await take(redis_client, budget, 10)
     await redis_client.hset(keys.RATE_BUDGET, "window_end_ms", await _server_ms(redis_client) - 1)
     answer = await budget.observe(limit=100, remaining=7, reset_ms=2000)
     assert answer.remaining == 7
     assert 1000 < answer.reset_ms <= 2000
-    assert not (await budget.take(8)).granted  # not refilled: the exchange's window is still on
+    assert not (await take(redis_client, budget, 8)).granted  # not refilled: the exchange's window is still on
 
 
 # --- the service ---------------------------------------------------------------------------------
@@ -204,7 +198,7 @@ async def test_headers_correct_a_budget_that_does_not_know_about_other_spending(
                 await _send_wave([supervisor], [fresh_signal(markets, 0, f"ext-{i}")])
                 # the worker reports the headers right after its Done: wait for them to land
                 async with asyncio.timeout(10):
-                    while i < 2 and (await budget.state()).limit != 30:
+                    while i < 2 and (await stored(redis_client, budget)).limit != 30:
                         await asyncio.sleep(0.005)
                 outcomes.append((supervisor.admission.admitted, dict(supervisor.admission.refusals)))
         log = simulator.sim.order_log.entries()
@@ -212,5 +206,5 @@ async def test_headers_correct_a_budget_that_does_not_know_about_other_spending(
         await simulator.stop()
     assert outcomes == [(1, {}), (2, {}), (2, {"rate_budget": 1}), (2, {"rate_budget": 2})]
     assert Counter(e.code for e in log) == Counter({"200000": 6})
-    state = await budget.state()
+    state = await stored(redis_client, budget)
     assert state.limit == 30 and state.remaining < TRIANGLE_WEIGHT

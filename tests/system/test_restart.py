@@ -20,9 +20,10 @@ from shared.codec import encode_frame
 from shared.store import keys
 from shared.store.registry import Registry
 from sim.server import RunningSimulator
-from tests.support.e2e import fresh_signal, markets_of, restamped, stream_reports
+from tests.support.e2e import fresh_signal, markets_of, stream_reports
 from tests.support.processes import TridentProcess, trident_env
 from tools.send import send_frames
+from tools.synthetic import restamped
 from worker.paper import client_oid
 
 LEASE_TTL_MS = 4000  # longer than the slowest execution here (one order-test round trip, 1 s timeout)

@@ -29,17 +29,11 @@ from shared.store.registry import Registry
 from sim.config import SimConfig
 from sim.server import RunningSimulator, start_simulator
 from supervisor.server import SignalServer
-from tests.support.e2e import (
-    e2e_settings,
-    fresh_signal,
-    markets_of,
-    restamped,
-    running_supervisor,
-    stream_reports,
-)
+from tests.support.e2e import e2e_settings, fresh_signal, markets_of, running_supervisor, stream_reports
 from tests.support.processes import TridentProcess, trident_env
 from tools.embedded_redis import find_redis_server
 from tools.send import send_frames
+from tools.synthetic import restamped
 
 NOBODY = 65534
 ACL_USER, ACL_PASSWORD, ADMIN_PASSWORD = "trident", f"acl-{uuid.uuid4().hex}", f"adm-{uuid.uuid4().hex}"

@@ -1,5 +1,5 @@
 -- Take `weight` from the fleet's exchange rate budget (hash `k_budget`: limit, remaining,
--- window_end_ms), or take nothing. Used by ratebudget_take.lua and, merged into the same EVALSHA
+-- window_end_ms), or take nothing. Merged into the same EVALSHA
 -- as the lease, by acquire.lua. Returns granted (0/1), remaining, ms until the refill.
 --
 -- KuCoin's pools are fixed windows refilled whole at their reset, so the bucket is refilled whole
