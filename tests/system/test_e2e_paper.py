@@ -21,7 +21,7 @@ from tests.support.e2e import (
     wait_until,
 )
 from tools.send import send_frames
-from worker.paper import client_oid
+from worker.context import client_oid
 
 
 async def _set_config(redis_url: str, **fields: object) -> None:

@@ -24,7 +24,7 @@ from tests.support.e2e import (
     stream_reports,
 )
 from tools.send import send_frames
-from worker.paper import client_oid
+from worker.context import client_oid
 
 HTTP_TIMEOUT_S = 0.5
 ORDER_TEST = "/api/v1/hf/orders/test"

@@ -22,7 +22,7 @@ from tests.support.e2e import (
 )
 from tools.send import send_frames
 from worker.inline import InlinePool
-from worker.paper import client_oid
+from worker.context import client_oid
 
 
 def test_zero_workers_is_a_valid_setting() -> None:

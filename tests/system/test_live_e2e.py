@@ -31,7 +31,7 @@ from tests.support.e2e import (
 )
 from tools.send import send_frames
 from worker.live import unwind_client_oid
-from worker.paper import client_oid
+from worker.context import client_oid
 
 
 def live(signal: dict) -> dict:

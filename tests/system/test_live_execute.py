@@ -37,7 +37,7 @@ from sim.ws import hub_for
 from tests.support.sim import write_markets
 from worker.live import LiveRuntime, execute_live, unwind_client_oid
 from worker.live_order import OrderOutcome, OrderRunner, OrderSpec
-from worker.paper import ExecutionContext, client_oid
+from worker.context import ExecutionContext, client_oid
 
 CONTEXT = ExecutionContext(worker="test/w0", host="test", mode="live", fill_model="depth")
 

@@ -23,7 +23,7 @@ from sim.server import RunningSimulator
 from tests.support.e2e import fresh_signal, markets_of, restamped, stream_reports
 from tests.support.processes import TridentProcess, trident_env
 from tools.send import send_frames
-from worker.paper import client_oid
+from worker.context import client_oid
 
 LEASE_TTL_MS = 4000  # longer than the slowest execution here (one order-test round trip, 1 s timeout)
 HTTP_TIMEOUT_S = 1.0
