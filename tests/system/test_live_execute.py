@@ -208,6 +208,16 @@ async def test_leg1_rejected_unwinds_the_btc_back_to_usdt(tmp_path: Path, redis_
         assert (journal["status"], journal["leg1_state"], journal["unwind1_state"]) == ("unwound", "rejected", "done")
 
 
+async def test_a_refused_leg_gives_the_report_the_exchange_code_as_data(tmp_path: Path, redis_url: str) -> None:
+    """The metrics' code label comes from the KucoinError where it was caught; the text stays for people."""
+    async with venue(tmp_path, redis_url) as v:
+        runtime = v.runtime(faults={client_oid("live-1", 1): {"reject": {"next_n": 1, "code": "200004"}}})
+        report = await execute_live(make_signal("live-1"), runtime, CONTEXT, received_ms=0, received_ns=0)
+        assert (report.status, report.error_code) == (Status.UNWOUND, "200004")
+        assert report.error.startswith("leg 1: KuCoin 200004: ")
+        assert report_from_fields(report_to_fields(report)).error == report.error
+
+
 async def test_leg2_rejected_unwinds_the_eth(tmp_path: Path, redis_url: str) -> None:
     async with venue(tmp_path, redis_url) as v:
         report = await v.execute(v.runtime(faults={client_oid("live-1", 2): {"reject": 1}}))
