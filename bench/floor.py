@@ -42,7 +42,7 @@ from shared.kucoin.rest import KucoinRest
 from shared.kucoin.session import make_session
 from shared.store.registry import Grant, LeaseRequest, Registry
 from sim.config import DEMO_API_KEY, DEMO_API_PASSPHRASE, DEMO_API_SECRET
-from worker.paper import client_oid
+from worker.context import client_oid
 
 __all__ = ["FLOOR_PARTS", "FloorResult", "measure_floor"]
 

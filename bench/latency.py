@@ -33,7 +33,7 @@ from shared.report import ExecutionReport, report_from_fields
 from shared.store import keys
 from tools.send import send_frames
 from tools.synthetic import Market, fetch_markets, restamped, synthetic_signals
-from worker.paper import client_oid
+from worker.context import client_oid
 
 __all__ = ["Run", "load_markets", "run_config", "variant_name", "main"]
 

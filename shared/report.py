@@ -15,7 +15,8 @@ Round trip: `report_from_fields(report_to_fields(r)) == r` holds when
   (a step outside TIMING_STEPS has no column and is dropped; the field-friendly names
   are accepted too, and come back as the seed's);
 - triangle pair symbols contain no ",";
-- at most 2 unwinds (`UNWIND_SLOTS`): only legs 1 and 2 can strand inventory.
+- at most 2 unwinds (`UNWIND_SLOTS`): only legs 1 and 2 can strand inventory;
+- `error_code` is "" (it travels to the supervisor in `Done`, not on the stream).
 
 Edge attribution (`EdgeBreakdown`, fields `edge_*_bps`, computed by `worker.attribution`) says
 where the predicted edge went: `edge_predicted − edge_model − edge_fees − edge_slippage −
@@ -193,6 +194,10 @@ class ExecutionReport:
     timings: tuple[tuple[str, float], ...] = ()
     edge: EdgeBreakdown = _NO_EDGE
     unwinds: tuple[Unwind, ...] = ()
+    # The exchange's code behind `error` ("200004", "http_502", "transport"; "" when the exchange
+    # refused nothing), for the supervisor's metrics via `Done`. Not on the stream: there `error`
+    # says it for people, so a report read back from the stream has "" here.
+    error_code: str = ""
 
 
 _TEXT_FIELDS = ("correlation_id", "mode", "fill_model", "primary_quote", "error", "worker", "host")

@@ -12,7 +12,13 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from shared.kucoin.constants import FUNDS_BELOW_MINIMUM, INVALID_AMOUNT, NOT_TRADING, PARAMETER_ERROR, UNKNOWN_SYMBOL
+from shared.kucoin.constants import (
+    FUNDS_BELOW_MINIMUM,
+    INVALID_AMOUNT,
+    NOT_TRADING,
+    PARAMETER_ERROR,
+    UNKNOWN_SYMBOL,
+)
 from shared.money import fmt_decimal, parse_decimal
 from sim.errors import KucoinError
 from sim.market import Symbol

@@ -11,7 +11,11 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from shared.kucoin.constants import RATE_LIMIT_LIMIT_HEADER, RATE_LIMIT_REMAINING_HEADER, RATE_LIMIT_RESET_HEADER
+from shared.kucoin.constants import (
+    RATE_LIMIT_LIMIT_HEADER,
+    RATE_LIMIT_REMAINING_HEADER,
+    RATE_LIMIT_RESET_HEADER,
+)
 
 __all__ = ["PoolState", "RateLimiter"]
 

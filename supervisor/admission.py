@@ -4,6 +4,8 @@ Order of checks: validate (typed Signal) → local fast checks (paper/live guard
 rate budget known to be spent) → one atomic registry call (slot, isolation, staleness, capital,
 then the triangle's weight from the fleet's exchange rate budget) → least-loaded worker. Every exit is
 counted by reason; a Redis that cannot answer refuses with `registry_unavailable` (fail closed).
+Admission alone writes the table of admitted executions (`in_flight`, from dispatch until
+`finish`); the supervisor renews, releases and cancels from it.
 Refusals of valid signals log at debug: they are routine under load, and logging above debug on
 this path costs more than the admission itself.
 """
@@ -14,36 +16,34 @@ import time
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
 from redis.exceptions import RedisError
 
 from shared.channel import Job
+from shared.pool import Pool
 from shared.signal import SignalError, parse_signal
 from shared.store.ratebudget import TRIANGLE_WEIGHT, RateBudget
 from shared.store.registry import Grant, LeaseRequest, Registry
-from supervisor.dispatch import WorkerPool
 
 __all__ = ["Admission", "InFlight"]
 
 log = structlog.get_logger(__name__)
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class InFlight:
-    """An admitted execution the supervisor holds a lease for."""
+    """An admitted execution the supervisor holds a lease for (keyed by its correlation id)."""
 
-    correlation_id: str
-    token: int
-    worker: int
-    triangle: tuple[str, ...]
-    dispatched_ms: int
+    token: int  # the lease's fencing token, for renew and release
+    triangle: tuple[str, ...]  # for the report of an execution whose worker died
 
 
 class Admission:
     """Turns frames into jobs. `paused` is a cache of the registry flag (the Lua re-checks it)."""
 
-    def __init__(self, registry: Registry, pool: WorkerPool, mode: str, budget: RateBudget | None = None) -> None:
+    def __init__(self, registry: Registry, pool: Pool[Any], mode: str, budget: RateBudget | None = None) -> None:
         self._registry = registry
         self._pool = pool
         self._mode = mode
@@ -51,7 +51,17 @@ class Admission:
         self.paused = False
         self.refusals: Counter[str] = Counter()
         self.admitted = 0
-        self.in_flight: dict[str, InFlight] = {}
+        self._in_flight: dict[str, InFlight] = {}
+
+    @property
+    def in_flight(self) -> Mapping[str, InFlight]:
+        """Admitted executions not yet finished, by correlation id (read-only: see `finish`)."""
+        return self._in_flight
+
+    def finish(self, correlation_id: str) -> InFlight | None:
+        """The execution ended (done or lost): forget it; returns its entry to release the lease by,
+        None if it was not in flight here."""
+        return self._in_flight.pop(correlation_id, None)
 
     def refuse(self, reason: str, detail: str = "", correlation_id: str = "") -> None:
         self.refusals[reason] += 1
@@ -99,7 +109,7 @@ class Admission:
             return None
         wire = dict(raw) if isinstance(raw, Mapping) else {}
         wire["correlation_id"] = cid
-        self.in_flight[cid] = InFlight(cid, result.token, worker.index, signal.triangle_key, received_ms)
+        self._in_flight[cid] = InFlight(result.token, signal.triangle_key)
         self._pool.dispatch(worker, Job(cid, wire, received_ms, received_ns))
         self.admitted += 1
         return cid

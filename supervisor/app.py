@@ -19,6 +19,7 @@ import structlog
 from redis.exceptions import RedisError
 
 from shared.channel import Done
+from shared.pool import PoolFactory
 from shared.report import ExecutionReport, Status
 from shared.settings import Settings
 from shared.store.connect import connect
@@ -54,7 +55,7 @@ class Supervisor:
         self.redis = connect(settings, "supervisor")
         self.budget = RateBudget(self.redis, limit=settings.rate_budget_limit, window_ms=settings.rate_budget_window_ms)
         self.registry = Registry(self.redis, owner=self.name, ttl_ms=settings.lease_ttl_ms, budget=self.budget)
-        pool_class = WorkerPool if settings.workers > 0 else InlinePool  # 0: execute in this event loop
+        pool_class: PoolFactory = WorkerPool if settings.workers > 0 else InlinePool  # 0: execute in this loop
         self.pool = pool_class(settings, settings.workers, self.host, self._on_done, self._on_lost)
         self.admission = Admission(self.registry, self.pool, settings.mode, self.budget)
         self.server = SignalServer(
@@ -172,7 +173,7 @@ class Supervisor:
     def _on_done(self, done: Done) -> None:
         self.outcomes[done.status] += 1
         self.metrics.observe(done)
-        entry = self.admission.in_flight.pop(done.correlation_id, None)
+        entry = self.admission.finish(done.correlation_id)
         if entry is not None:
             last_trade_ms = done.ts_ms if done.status in _TRADED else 0
             self._spawn_release(done.correlation_id, entry.token, last_trade_ms)
@@ -181,7 +182,7 @@ class Supervisor:
 
     async def _on_lost(self, worker: int, correlation_ids: list[str], reason: str) -> None:
         for cid in correlation_ids:
-            entry = self.admission.in_flight.pop(cid, None)
+            entry = self.admission.finish(cid)
             error = f"{reason}; {await self._legs_known_done(cid)}"
             await self.publisher.publish(self._lost_report(cid, entry.triangle if entry else (), error))
             self.outcomes[Status.LOST] += 1

@@ -25,13 +25,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
-from typing import Protocol
+from typing import Any
 
 import redis.asyncio as aioredis
 import structlog
 from redis.exceptions import RedisError
 
 from shared.codec import as_text
+from shared.pool import Pool
 from shared.store import keys
 from supervisor.admission import Admission
 
@@ -41,11 +42,6 @@ log = structlog.get_logger(__name__)
 
 POLL_INTERVAL_S = 0.1
 
-
-class _Cancels(Protocol):
-    """What the watcher needs of a pool (`WorkerPool`, or `InlinePool` for --workers 0)."""
-
-    def cancel(self, correlation_id: str) -> bool: ...
 
 
 
@@ -57,7 +53,7 @@ def _flag(value: bytes | str | None) -> bool:
 class ControlWatcher:
     """Polls the operator's state and applies it; `run()` is a background task of the supervisor."""
 
-    def __init__(self, redis: aioredis.Redis, admission: Admission, pool: _Cancels,
+    def __init__(self, redis: aioredis.Redis, admission: Admission, pool: Pool[Any],
                  interval_s: float = POLL_INTERVAL_S) -> None:
         self._redis = redis
         self._admission = admission

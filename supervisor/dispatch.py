@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import aiomultiprocess
 import structlog
 
 from shared.channel import Cancel, Channel, Done, Hello, Job
+from shared.pool import Member, OnDone, OnLost
 from shared.settings import Settings
 from worker.entry import WorkerSpec, worker_main
 
@@ -33,34 +32,19 @@ def _loop_initializer() -> asyncio.AbstractEventLoop:
     return uvloop.new_event_loop()
 
 
-@dataclass(eq=False)
-class WorkerHandle:
+@dataclass(eq=False, kw_only=True)
+class WorkerHandle(Member):
     """The supervisor's view of one worker process."""
 
-    index: int
     process: aiomultiprocess.Process
     channel: Channel
     ready: asyncio.Event = field(default_factory=asyncio.Event)
-    in_flight: dict[str, int] = field(default_factory=dict)  # correlation id → monotonic ns dispatched
-    pid: int = 0
-    started_ns: int = field(default_factory=time.monotonic_ns)
-
-    @property
-    def load(self) -> int:
-        return len(self.in_flight)
 
 
 class WorkerPool:
-    """`count` workers; `dispatch` picks the least-loaded ready one."""
+    """`count` worker processes (a `shared.pool.Pool`); `pick` chooses the least-loaded ready one."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        count: int,
-        host: str,
-        on_done: Callable[[Done], None],
-        on_lost: Callable[[int, list[str], str], Awaitable[None]],
-    ) -> None:
+    def __init__(self, settings: Settings, count: int, host: str, on_done: OnDone, on_lost: OnLost) -> None:
         self._settings = settings
         self._count = count
         self._host = host
@@ -119,7 +103,7 @@ class WorkerPool:
         return best
 
     def dispatch(self, worker: WorkerHandle, job: Job) -> None:
-        worker.in_flight[job.correlation_id] = time.monotonic_ns()
+        worker.in_flight[job.correlation_id] = None
         worker.channel.send(job)
 
     def cancel(self, correlation_id: str) -> bool:

@@ -36,7 +36,13 @@ from sim.server import start_simulator
 from supervisor.app import Supervisor
 from tools.embedded_redis import EmbeddedRedis
 from tools.send import send_frames
-from tools.synthetic import Market, fetch_markets, find_triangles, make_signal, restamped
+from tools.synthetic import (
+    Market,
+    fetch_markets,
+    find_triangles,
+    make_signal,
+    restamped,
+)
 
 __all__ = ["build_parser", "build_demo_plan", "main", "run_demo", "stamp_and_encode"]
 

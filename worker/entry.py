@@ -52,13 +52,13 @@ async def worker_main(spec: WorkerSpec, sock: socket.socket) -> None:
     live: LiveRuntime | None = None
     try:
         await resources.warm()
-        worker = Worker(spec, channel, resources.client, publisher, resources.budget)
+        worker = Worker(spec, channel.send, resources.client, publisher, resources.budget)
         if settings.mode == "live":  # the private WebSocket opens before the worker says Hello
             live = worker.live = await open_live_runtime(resources.client, resources.session, redis, settings)
         # the supervisor is this process's parent (aiomultiprocess spawns it), named host:pid
         health_key = keys.worker_health_key(f"{spec.host}:{os.getppid()}", spec.index)
         background.append(asyncio.create_task(write_health_forever(redis, health_key, worker.health_line)))
-        await worker.serve()
+        await worker.serve(channel)
         await publisher.replay()
         with contextlib.suppress(RedisError, OSError):
             await redis.delete(health_key)

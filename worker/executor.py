@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import time
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -19,7 +19,7 @@ from typing import NamedTuple
 import structlog
 from redis.exceptions import RedisError
 
-from shared.channel import Cancel, Channel, Done, Hello, Job
+from shared.channel import Cancel, Channel, Done, Hello, Job, Message
 from shared.kucoin.rest import KucoinRest
 from shared.kucoin.session import make_session
 from shared.report import ExecutionReport, Status
@@ -28,15 +28,14 @@ from shared.signal import SignalError, parse_signal
 from shared.store.connect import connect
 from shared.store.ratebudget import RateBudget
 from shared.store.reports import ReportPublisher
+from worker.context import ExecutionContext, exchange_error_code
 from worker.live import LiveRuntime, execute_live
-from worker.paper import ExecutionContext, execute_paper
+from worker.paper import execute_paper
 
-__all__ = ["WorkerSpec", "Worker", "ExecutorResources", "keepalive", "exchange_error_code"]
+__all__ = ["WorkerSpec", "Worker", "ExecutorResources", "keepalive"]
 
 log = structlog.get_logger(__name__)
 _D0 = Decimal(0)
-_KUCOIN_CODE = re.compile(r"KuCoin (\w+):")
-_HTTP_STATUS = re.compile(r"\(HTTP (\d+)\)")
 
 
 class WorkerSpec(NamedTuple):
@@ -53,16 +52,18 @@ _OBSERVE_INTERVAL_NS = 100_000_000
 class Worker:
     """The executor of one worker process (or of the supervisor itself, inline): many jobs at once.
 
-    It owns nothing the process does not: the channel (or the inline pool's stand-in), the warm
-    client, the report publisher; every job it takes ends in exactly one report and one `Done`.
+    It owns nothing the process does not: the warm client, the report publisher; `send` carries
+    its messages to the supervisor (the channel's `send` in a worker process, a call back into
+    the pool inline). Every job it takes ends in exactly one report and one `Done`.
     """
 
     def __init__(
-        self, spec: WorkerSpec, channel: Channel, client: KucoinRest, publisher: ReportPublisher, budget: RateBudget
+        self, spec: WorkerSpec, send: Callable[[Message], None], client: KucoinRest, publisher: ReportPublisher,
+        budget: RateBudget,
     ) -> None:
         self.spec = spec
         self.name = f"{spec.host}/w{spec.index}"
-        self.channel = channel
+        self.send = send
         self.client = client
         self.publisher = publisher
         self.budget = budget
@@ -76,9 +77,10 @@ class Worker:
         self.outcomes: Counter[str] = Counter()
         self.live: LiveRuntime | None = None  # set by worker_main in live mode only
 
-    async def serve(self) -> None:
-        self.channel.send(Hello(self.spec.index, os.getpid()))
-        while (message := await self.channel.recv()) is not None:
+    async def serve(self, channel: Channel) -> None:
+        """Say hello, then take jobs and cancels from `channel` until it closes; finish what runs."""
+        self.send(Hello(self.spec.index, os.getpid()))
+        while (message := await channel.recv()) is not None:
             if isinstance(message, Job):
                 task = asyncio.create_task(self.run(message))
                 self.running.add(task)
@@ -95,11 +97,12 @@ class Worker:
             report = await self.execute(job)
         except Exception as exc:  # a bug must still end in a report, never a silent drop
             log.exception("execution_crashed", correlation_id=cid)
-            report = _failure(job, self.context, f"internal error: {type(exc).__name__}: {exc}")
+            report = _failure(job, self.context, f"internal error: {type(exc).__name__}: {exc}",
+                              exchange_error_code(exc))
         await self.publisher.publish(report)
         self.cancelled.discard(cid)
         self.outcomes[str(report.status)] += 1
-        self.channel.send(_done_message(report))
+        self.send(_done_message(report))
         await self.observe_rate_limit()
 
     async def observe_rate_limit(self) -> None:
@@ -152,28 +155,15 @@ class Worker:
         )
 
 
-def exchange_error_code(error: str) -> str:
-    """The exchange's code in a report's error text (as `KucoinError.__str__` writes it): the KuCoin
-    code ("200004"), else "http_<status>", else "transport" for a call that got no answer; "" when
-    the error did not come from the exchange at all."""
-    if "KuCoin" not in error:
-        return ""
-    if (code := _KUCOIN_CODE.search(error)) is not None:
-        return code[1]
-    if (status := _HTTP_STATUS.search(error)) is not None:
-        return f"http_{status[1]}"
-    return "transport"
-
-
 def _done_message(report: ExecutionReport) -> Done:
     """Done with the report's timings, so the supervisor's histograms cover every worker."""
     legs = [fill.latency_ms for fill in report.fills[:3]]
     legs += [0.0] * (3 - len(legs))
     return Done(report.correlation_id, str(report.status), report.ts_ms, report.first_order_ms, report.total_ms,
-                *legs, exchange_error_code(report.error))
+                *legs, report.error_code)
 
 
-def _failure(job: Job, context: ExecutionContext, error: str) -> ExecutionReport:
+def _failure(job: Job, context: ExecutionContext, error: str, error_code: str = "") -> ExecutionReport:
     """A report for an execution that could not even start (or crashed): failed, with why."""
     triangle = job.signal.get("triangle_key") if isinstance(job.signal, dict) else None
     return ExecutionReport(
@@ -182,6 +172,7 @@ def _failure(job: Job, context: ExecutionContext, error: str) -> ExecutionReport
         primary_quote="", predicted_bps=0.0, effective_bps=0.0, profit=_D0, spent=_D0, returned=_D0,
         ts_ms=int(time.time() * 1000), book_ts_ms=0, signal_ts_ms=0, received_ts_ms=job.received_ms,
         first_order_ms=0.0, total_ms=0.0, error=error, worker=context.worker, host=context.host,
+        error_code=error_code,
     )
 
 

@@ -29,9 +29,7 @@ from shared.money import round_down
 from shared.report import LegFill
 from shared.signal import Book, BookLevel, Leg, Signal
 
-__all__ = ["PaperAbort", "PaperOutcome", "fill_depth", "fill_top", "simulate_triangle", "MODELS"]
-
-MODELS = ("depth", "top")
+__all__ = ["PaperAbort", "PaperOutcome", "fill_depth", "fill_top", "simulate_triangle"]
 
 _ZERO = Decimal(0)
 _BPS = Decimal(10_000)
@@ -269,7 +267,7 @@ def simulate_triangle(
     """
     fill = _FILLERS.get(model)
     if fill is None:
-        raise ValueError(f"unknown paper fill model {model!r}; expected one of {MODELS}")
+        raise ValueError(f"unknown paper fill model {model!r}; expected one of {tuple(_FILLERS)}")
     fills: list[LegFill] = []
     for index, (leg, book) in enumerate(zip(signal.legs, signal.books, strict=True)):
         amount_in = spendable(leg, fills[-1].received) if model == "depth" and fills else leg.order_param

@@ -1,9 +1,9 @@
 """Inline execution (`--workers 0`): triangles run in the supervisor's own event loop.
 
 This is the seed's single-process shape, kept as a pool so the supervisor needs no second code
-path: `InlinePool` has `WorkerPool`'s interface (`start`, `stop`, `pick`, `dispatch`, `cancel`,
-`alive`, `workers`, `respawns`, `wait_alive`) and runs jobs with the very executor a worker
-process runs (`worker.executor`'s `Worker`), whose channel here is a plain call back into the pool.
+path: `InlinePool` is a `shared.pool.Pool`, as `WorkerPool` is, and runs jobs with the very
+executor a worker process runs (`worker.executor`'s `Worker`), whose messages here are a plain
+call back into the pool instead of a write to a socket.
 It saves the supervisor→worker hop and a process wake-up per signal, at the price of sharing
 one core between intake and execution: `bench/` measures both shapes side by side.
 """
@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import os
-import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import structlog
 
 from shared.channel import Done, Job, Message
+from shared.pool import Member, OnDone, OnLost
 from shared.settings import Settings
 from worker.executor import (  # the worker's own executor, not a copy
     ExecutorResources,
@@ -28,29 +26,9 @@ from worker.executor import (  # the worker's own executor, not a copy
 )
 from worker.live import LiveRuntime, open_live_runtime
 
-__all__ = ["InlineExecutor", "InlinePool"]
+__all__ = ["InlinePool"]
 
 log = structlog.get_logger(__name__)
-
-
-@dataclass(eq=False)
-class InlineExecutor:
-    """The pool's one executor, shaped like `WorkerHandle` where admission and tests look."""
-
-    index: int = 0
-    pid: int = field(default_factory=os.getpid)
-    in_flight: dict[str, int] = field(default_factory=dict)  # correlation id → monotonic ns dispatched
-
-    @property
-    def load(self) -> int:
-        return len(self.in_flight)
-
-
-class _CallbackChannel:
-    """Stands in for the worker's socket: what the executor sends is handed over at once."""
-
-    def __init__(self, deliver: Callable[[Message], None]) -> None:
-        self.send = deliver
 
 
 class InlinePool:
@@ -60,20 +38,13 @@ class InlinePool:
     process that could die without taking the supervisor with it.
     """
 
-    def __init__(
-        self,
-        settings: Settings,
-        count: int,
-        host: str,
-        on_done: Callable[[Done], None],
-        on_lost: Callable[[int, list[str], str], Awaitable[None]],
-    ) -> None:
+    def __init__(self, settings: Settings, count: int, host: str, on_done: OnDone, on_lost: OnLost) -> None:
         if count != 0:
             raise ValueError(f"an inline pool has no worker processes, got count={count}")
         self._settings = settings
         self._host = host
         self._on_done = on_done
-        self._executor = InlineExecutor()
+        self._executor = Member(index=0, pid=os.getpid())
         self._worker: Worker | None = None
         self._live: LiveRuntime | None = None
         self._background: list[asyncio.Task[None]] = []
@@ -81,7 +52,7 @@ class InlinePool:
         self.respawns = 0
 
     @property
-    def workers(self) -> list[InlineExecutor]:
+    def workers(self) -> list[Member]:
         return [self._executor] if self._worker is not None else []
 
     @property
@@ -89,15 +60,14 @@ class InlinePool:
         return 1 if self._worker is not None else 0
 
     async def start(self, ready_timeout_s: float = 60.0) -> None:
-        """Open what `worker.executor.worker_main` opens (session, clients, Redis, live runtime in live
+        """Open what `worker.entry.worker_main` opens (session, clients, Redis, live runtime in live
         mode) and warm the exchange connection."""
         settings = self._settings
         resources = ExecutorResources(settings, Path(settings.spool_dir) / "inline.spool")
         self._resources = resources
         await resources.warm(ready_timeout_s)
         spec = WorkerSpec(self._executor.index, settings, self._host)
-        worker = Worker(spec, _CallbackChannel(self._deliver), resources.client, resources.publisher,  # type: ignore[arg-type]
-                        resources.budget)
+        worker = Worker(spec, self._deliver, resources.client, resources.publisher, resources.budget)
         if settings.mode == "live":
             self._live = worker.live = await open_live_runtime(resources.client, resources.session, resources.redis,
                                                                settings)
@@ -110,13 +80,13 @@ class InlinePool:
         if self.alive < count:
             raise TimeoutError(f"inline pool has {self.alive} executor, {count} wanted")
 
-    def pick(self) -> InlineExecutor | None:
+    def pick(self) -> Member | None:
         return self._executor if self._worker is not None else None
 
-    def dispatch(self, worker: InlineExecutor, job: Job) -> None:
+    def dispatch(self, member: Member, job: Job) -> None:
         if self._worker is None:
             raise RuntimeError("dispatch to an inline pool that is not running")
-        worker.in_flight[job.correlation_id] = time.monotonic_ns()
+        member.in_flight[job.correlation_id] = None
         task = asyncio.create_task(self._worker.run(job))
         self._worker.running.add(task)
         task.add_done_callback(self._worker.running.discard)

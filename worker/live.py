@@ -40,16 +40,21 @@ from shared.money import fmt_decimal, round_down
 from shared.report import EdgeBreakdown, ExecutionReport, LegFill, Status, Unwind
 from shared.settings import Settings
 from shared.signal import Leg, Signal
-from shared.store.journal import Journal, PlacingOrder, SettledOrder, leg_slot, unwind_slot
+from shared.store.journal import (
+    Journal,
+    PlacingOrder,
+    SettledOrder,
+    leg_slot,
+    unwind_slot,
+)
 from worker.attribution import attribute, snapshot_prices
+from worker.context import ExecutionContext, Timeline, book_top, client_oid, ms_since
 from worker.live_order import OrderOutcome, OrderRunner, OrderSpec
-from worker.paper import ExecutionContext, Timeline, book_top, client_oid, ms_since
 
-__all__ = ["LiveRuntime", "open_live_runtime", "execute_live", "unwind_client_oid", "UNWIND_POLICIES"]
+__all__ = ["LiveRuntime", "open_live_runtime", "execute_live", "unwind_client_oid"]
 
 log = structlog.get_logger(__name__)
 
-UNWIND_POLICIES = ("unwind", "hold")
 _ZERO = Decimal(0)
 _BPS = Decimal(10_000)
 _FILL_MODEL = "exchange"  # live fills are the exchange's, not a model's
@@ -161,6 +166,7 @@ class _LiveTriangle:
         self.unsettled: SettledOrder | None = None  # the last order's result, written with the next journal entry
         self.partial_legs: set[int] = set()  # legs whose order the exchange filled only in part
         self.first_order_ms = 0.0
+        self.error_code = ""  # the exchange's code for the leg that stopped the triangle, if it refused
 
     async def run(self) -> ExecutionReport:
         signal, legs = self.signal, self.signal.legs
@@ -195,6 +201,7 @@ class _LiveTriangle:
             order = outcome.order
             if order is None or order.deal_size == 0:
                 error, stop_leg, unknown = f"leg {index}: {outcome.error or 'nothing filled'}", index, outcome.unknown
+                self.error_code = outcome.error_code
                 break
             self.timeline.mark(f"leg{index}_fill_received", outcome.settled_ns)
             self.record(_leg_fill(index, outcome, order))
@@ -296,7 +303,7 @@ class _LiveTriangle:
             received_ts_ms=self.received_ms, first_order_ms=self.first_order_ms, total_ms=total_ms, error=error,
             worker=self.context.worker, host=self.context.host, fills=tuple(fills),
             book_tops=tuple(book_top(book) for book in signal.books), timings=tuple(self.timeline.steps),
-            edge=edge, unwinds=tuple(self.unwinds),
+            edge=edge, unwinds=tuple(self.unwinds), error_code=self.error_code,
         )
 
 

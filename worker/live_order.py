@@ -21,6 +21,7 @@ import asyncio
 import time
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import NamedTuple
 
 import structlog
 
@@ -33,6 +34,7 @@ from shared.kucoin.errors import (
 from shared.kucoin.models import Order
 from shared.kucoin.rest import KucoinRest
 from shared.kucoin.ws import PrivateWs
+from worker.context import exchange_error_code
 
 __all__ = ["OrderSpec", "OrderOutcome", "OrderRunner"]
 
@@ -59,7 +61,8 @@ class OrderOutcome:
 
     `unknown` is True when the exchange never told us whether the order exists: money may have
     moved. `error` explains anything short of a settled order (or an order still active at the
-    deadline, whose partial state is in `order`). Times are monotonic ns.
+    deadline, whose partial state is in `order`); `error_code` is the exchange's code when it
+    refused the placement (`worker.context.exchange_error_code`). Times are monotonic ns.
     """
 
     spec: OrderSpec
@@ -68,6 +71,16 @@ class OrderOutcome:
     unknown: bool
     fired_ns: int
     settled_ns: int
+    error_code: str = ""
+
+
+class _Settled(NamedTuple):
+    """What placing and settling found, before the outcome is timed."""
+
+    order: Order | None
+    error: str
+    unknown: bool
+    error_code: str = ""
 
 
 class OrderRunner:
@@ -96,13 +109,14 @@ class OrderRunner:
             self._ws.watch(spec.client_oid, spec.pair)
         fired_ns = time.monotonic_ns()
         try:
-            order, error, unknown = await self._place_and_settle(spec)
+            settled = await self._place_and_settle(spec)
         finally:
             if self._ws is not None:
                 self._ws.forget(spec.client_oid)
-        return OrderOutcome(spec, order, error, unknown, fired_ns, time.monotonic_ns())
+        return OrderOutcome(spec, settled.order, settled.error, settled.unknown, fired_ns, time.monotonic_ns(),
+                            settled.error_code)
 
-    async def _place_and_settle(self, spec: OrderSpec) -> tuple[Order | None, str, bool]:
+    async def _place_and_settle(self, spec: OrderSpec) -> _Settled:
         amount = {"funds": spec.amount} if spec.by_funds else {"size": spec.amount}
         order_id = ""
         done = False
@@ -118,19 +132,19 @@ class OrderRunner:
             found, unknown = await self._resolve(spec)
             if found is None:
                 reason = "no answer from the exchange" if unknown else "not found by clientOid"
-                return None, f"placement outcome unknown ({exc.msg or exc.code}); {reason}", unknown
+                return _Settled(None, f"placement outcome unknown ({exc.msg or exc.code}); {reason}", unknown)
             order_id = found.id
             done = not found.active
         except KucoinError as exc:  # refused: nothing was placed
-            return None, str(exc), False
+            return _Settled(None, str(exc), False, exchange_error_code(exc))
         if not done and self._fills == "ws" and self._ws is not None and self._ws.connected:
             await self._ws.wait_done(spec.client_oid, self._fill_timeout_s)
         order = await self._settle(order_id, spec.pair)
         if order is None:
-            return None, f"order {order_id} placed but its state could not be read", True
+            return _Settled(None, f"order {order_id} placed but its state could not be read", True)
         if order.active:
-            return order, f"order {order_id} still active after {self._fill_timeout_s} s", False
-        return order, "", False
+            return _Settled(order, f"order {order_id} still active after {self._fill_timeout_s} s", False)
+        return _Settled(order, "", False)
 
     async def _resolve(self, spec: OrderSpec) -> tuple[Order | None, bool]:
         """Query by clientOid until the order shows up or the deadline passes.

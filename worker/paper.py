@@ -8,77 +8,28 @@ ends in exactly one report: filled, failed (with the exchange's reason) or abort
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from decimal import Decimal
 
 from shared.kucoin.errors import KucoinError
 from shared.kucoin.rest import KucoinRest
-from shared.report import BookTop, EdgeBreakdown, ExecutionReport, Status
-from shared.signal import Book, Leg, Signal
+from shared.report import EdgeBreakdown, ExecutionReport, Status
+from shared.signal import Leg, Signal
 from worker.attribution import attribute
+from worker.context import (
+    ExecutionContext,
+    Timeline,
+    book_top,
+    client_oid,
+    exchange_error_code,
+    ms_since,
+)
 from worker.fill_model import PaperAbort, simulate_triangle
 
-__all__ = ["ExecutionContext", "Timeline", "book_top", "client_oid", "execute_paper", "ms_since"]
+__all__ = ["execute_paper"]
 
 _D0 = Decimal(0)
-
-
-@dataclass(frozen=True, slots=True)
-class ExecutionContext:
-    """What a report says about where it ran."""
-
-    worker: str
-    host: str
-    mode: str
-    fill_model: str
-
-
-def client_oid(correlation_id: str, leg: int) -> str:
-    """Deterministic per (execution, leg), ≤ 40 chars of KuCoin's alphabet: a retry can never double-place."""
-    digest = hashlib.blake2b(correlation_id.encode(), digest_size=16).hexdigest()
-    return f"t{digest}-{leg}"
-
-
-def book_top(book: Book) -> BookTop:
-    """The seed's per-leg book top for reports (zeros for an empty side)."""
-    ask, bid = book.best_ask, book.best_bid
-    return BookTop(
-        ask_px=ask.price if ask else _D0,
-        ask_sz=ask.size if ask else _D0,
-        bid_px=bid.price if bid else _D0,
-        bid_sz=bid.size if bid else _D0,
-    )
-
-
-def ms_since(start_ns: int, now_ns: int) -> float:
-    """Monotonic nanoseconds to milliseconds, rounded as reports carry them (µs resolution)."""
-    return round((now_ns - start_ns) / 1e6, 3)
-
-
-class Timeline:
-    """The seed's timing breakdown: steps in ms relative to the supervisor reading the frame."""
-
-    def __init__(self, signal: Signal, received_ms: int, received_ns: int) -> None:
-        self.received_ns = received_ns
-        self.steps: list[tuple[str, float]] = []
-        for step, ts in (
-            ("t-2_book_snapshot", signal.book_ts_ms),
-            ("socket_arrived", signal.t_sock_arrive_ms),
-            ("book_update_arrived", signal.t_arrive_ms),
-            ("t-1_eval_complete", signal.t_eval_ms),
-            ("t_signal_created", signal.ts_ms),
-        ):
-            if ts > 0:
-                self.steps.append((step, float(ts - received_ms)))
-        self.steps.append(("signal_received", 0.0))
-
-    def mark(self, step: str, now_ns: int | None = None) -> float:
-        elapsed = ms_since(self.received_ns, now_ns if now_ns is not None else time.monotonic_ns())
-        self.steps.append((step, elapsed))
-        return elapsed
 
 
 async def _order_test(client: KucoinRest, leg: Leg, index: int, correlation_id: str) -> tuple[str, int]:
@@ -101,7 +52,8 @@ async def execute_paper(
     timeline = Timeline(signal, received_ms, received_ns)
     book_tops = tuple(book_top(book) for book in signal.books)
 
-    def report(status: Status, error: str = "", outcome: object = None, first_order_ms: float = 0.0) -> ExecutionReport:
+    def report(status: Status, error: str = "", outcome: object = None, first_order_ms: float = 0.0,
+               error_code: str = "") -> ExecutionReport:
         total_ms = timeline.mark("execution_complete")
         fills = getattr(outcome, "fills", ())
         effective_bps = round(getattr(outcome, "effective_bps", 0.0), 3)
@@ -124,6 +76,7 @@ async def execute_paper(
             first_order_ms=first_order_ms,
             total_ms=total_ms,
             error=error,
+            error_code=error_code,
             worker=context.worker,
             host=context.host,
             fills=tuple(fills),
@@ -146,7 +99,8 @@ async def execute_paper(
     latencies: list[float] = []
     for index, result in enumerate(results):
         if isinstance(result, BaseException):
-            return report(Status.FAILED, _describe_failure(index, result), first_order_ms=first_order_ms)
+            return report(Status.FAILED, _describe_failure(index, result), first_order_ms=first_order_ms,
+                          error_code=exchange_error_code(result))
         order_id, answered_ns = result
         order_ids.append(order_id)
         latencies.append(ms_since(fired_ns, answered_ns))

@@ -21,7 +21,7 @@ from tests.support.e2e import (
 )
 from tools.send import send_frames
 from tools.synthetic import restamped
-from worker.paper import client_oid
+from worker.context import client_oid
 
 
 async def _set_config(redis_url: str, **fields: object) -> None:

@@ -15,10 +15,16 @@ from pathlib import Path
 from shared.codec import encode_frame
 from sim.server import RunningSimulator
 from supervisor.app import Supervisor
-from tests.support.e2e import e2e_settings, fresh_signal, markets_of, running_supervisor, stream_reports
+from tests.support.e2e import (
+    e2e_settings,
+    fresh_signal,
+    markets_of,
+    running_supervisor,
+    stream_reports,
+)
 from tools.send import send_frames
 from tools.synthetic import restamped
-from worker.paper import client_oid
+from worker.context import client_oid
 
 HTTP_TIMEOUT_S = 0.5
 ORDER_TEST = "/api/v1/hf/orders/test"

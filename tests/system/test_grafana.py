@@ -23,7 +23,13 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from shared.codec import encode_frame
 from sim.server import RunningSimulator
-from tests.support.e2e import e2e_settings, fresh_signal, markets_of, running_supervisor, stream_reports
+from tests.support.e2e import (
+    e2e_settings,
+    fresh_signal,
+    markets_of,
+    running_supervisor,
+    stream_reports,
+)
 from tools.send import send_frames
 from tools.synthetic import restamped
 

@@ -12,11 +12,17 @@ from shared.codec import encode_frame
 from shared.settings import load_settings
 from shared.store.registry import Registry
 from sim.server import RunningSimulator
-from tests.support.e2e import e2e_settings, fresh_signal, markets_of, running_supervisor, stream_reports
+from tests.support.e2e import (
+    e2e_settings,
+    fresh_signal,
+    markets_of,
+    running_supervisor,
+    stream_reports,
+)
 from tools.send import send_frames
 from tools.synthetic import restamped
+from worker.context import client_oid
 from worker.inline import InlinePool
-from worker.paper import client_oid
 
 
 def test_zero_workers_is_a_valid_setting() -> None:

@@ -30,8 +30,8 @@ from tests.support.e2e import (
 from tests.support.reconcile import account_deltas
 from tools.send import send_frames
 from tools.synthetic import restamped
+from worker.context import client_oid
 from worker.live import unwind_client_oid
-from worker.paper import client_oid
 
 
 def live(signal: dict) -> dict:

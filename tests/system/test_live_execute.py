@@ -34,9 +34,9 @@ from sim import DEMO_CREDENTIALS, SimConfig, start_simulator
 from sim.server import RunningSimulator
 from tests.support.reconcile import assert_reconciles
 from tests.support.sim import write_markets
+from worker.context import ExecutionContext, client_oid
 from worker.live import LiveRuntime, execute_live, unwind_client_oid
 from worker.live_order import OrderOutcome, OrderRunner, OrderSpec
-from worker.paper import ExecutionContext, client_oid
 
 CONTEXT = ExecutionContext(worker="test/w0", host="test", mode="live", fill_model="depth")
 
@@ -196,6 +196,16 @@ async def test_leg1_rejected_unwinds_the_btc_back_to_usdt(tmp_path: Path, redis_
         assert placed[1].code == "200004"
         journal = await Journal(v.redis).read("live-1")
         assert (journal["status"], journal["leg1_state"], journal["unwind1_state"]) == ("unwound", "rejected", "done")
+
+
+async def test_a_refused_leg_gives_the_report_the_exchange_code_as_data(tmp_path: Path, redis_url: str) -> None:
+    """The metrics' code label comes from the KucoinError where it was caught; the text stays for people."""
+    async with venue(tmp_path, redis_url) as v:
+        runtime = v.runtime(faults={client_oid("live-1", 1): {"reject": {"next_n": 1, "code": "200004"}}})
+        report = await execute_live(make_signal("live-1"), runtime, CONTEXT, received_ms=0, received_ns=0)
+        assert (report.status, report.error_code) == (Status.UNWOUND, "200004")
+        assert report.error.startswith("leg 1: KuCoin 200004: ")
+        assert report_from_fields(report_to_fields(report)).error == report.error
 
 
 async def test_leg2_rejected_unwinds_the_eth(tmp_path: Path, redis_url: str) -> None:

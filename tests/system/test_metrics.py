@@ -16,11 +16,16 @@ from shared.kucoin.errors import TransportError, error_from_response
 from shared.settings import SettingsError, load_settings
 from sim.server import RunningSimulator
 from supervisor.metrics import SupervisorMetrics
-from tests.support.e2e import e2e_settings, fresh_signal, markets_of, running_supervisor, stream_reports
+from tests.support.e2e import (
+    e2e_settings,
+    fresh_signal,
+    markets_of,
+    running_supervisor,
+    stream_reports,
+)
 from tools.send import send_frames
 from tools.synthetic import restamped
-from worker.executor import exchange_error_code
-from worker.paper import _describe_failure
+from worker.context import exchange_error_code
 
 
 def free_port() -> int:
@@ -147,6 +152,5 @@ def test_zero_timings_are_not_observed() -> None:
         (ValueError("a bug, not the exchange"), ""),
     ],
 )
-def test_exchange_error_code_reads_the_report_error(error: Exception, code: str) -> None:
-    assert exchange_error_code(_describe_failure(1, error)) == code
-    assert exchange_error_code("cancelled") == ""
+def test_exchange_error_code_comes_from_the_exchange_error(error: Exception, code: str) -> None:
+    assert exchange_error_code(error) == code

@@ -24,7 +24,13 @@ from shared.store import keys
 from shared.store.registry import Registry
 from sim.server import RunningSimulator
 from supervisor.app import Supervisor
-from tests.support.e2e import e2e_settings, fresh_signal, markets_of, running_supervisor, stream_reports
+from tests.support.e2e import (
+    e2e_settings,
+    fresh_signal,
+    markets_of,
+    running_supervisor,
+    stream_reports,
+)
 from tools.embedded_redis import EmbeddedRedis
 from tools.send import send_frames
 from tools.synthetic import restamped

@@ -18,7 +18,13 @@ from sim.config import SimConfig
 from sim.server import RunningSimulator, start_simulator
 from supervisor.app import Supervisor
 from tests.support.budget import stored, take
-from tests.support.e2e import e2e_settings, fresh_signal, markets_of, running_supervisor, stream_reports
+from tests.support.e2e import (
+    e2e_settings,
+    fresh_signal,
+    markets_of,
+    running_supervisor,
+    stream_reports,
+)
 from tools.send import send_frames
 from tools.synthetic import find_triangles, restamped
 

@@ -24,7 +24,7 @@ from tests.support.e2e import fresh_signal, markets_of, stream_reports
 from tests.support.processes import TridentProcess, trident_env
 from tools.send import send_frames
 from tools.synthetic import restamped
-from worker.paper import client_oid
+from worker.context import client_oid
 
 LEASE_TTL_MS = 4000  # longer than the slowest execution here (one order-test round trip, 1 s timeout)
 HTTP_TIMEOUT_S = 1.0

@@ -29,7 +29,13 @@ from shared.store.registry import Registry
 from sim.config import SimConfig
 from sim.server import RunningSimulator, start_simulator
 from supervisor.server import SignalServer
-from tests.support.e2e import e2e_settings, fresh_signal, markets_of, running_supervisor, stream_reports
+from tests.support.e2e import (
+    e2e_settings,
+    fresh_signal,
+    markets_of,
+    running_supervisor,
+    stream_reports,
+)
 from tests.support.processes import TridentProcess, trident_env
 from tools.embedded_redis import find_redis_server
 from tools.send import send_frames
