@@ -60,6 +60,12 @@ class Settings:
     report_maxlen: int = 100_000
     spool_dir: str = "/var/lib/trident/spool"
     lease_ttl_ms: int = 30_000
+    # A correlation id executes at most once fleet-wide within this window (registry SEEN keys).
+    correlation_retention_s: int = 86_400
+    # A book time more than this ahead of the supervisor's clock is refused (`future_book`); a
+    # signal without book_ts_ms is refused (`missing_book_ts`) unless missing_book_ts = "allow".
+    book_skew_ms: int = 2_000
+    missing_book_ts: str = "refuse"
     # The account's Spot pool (KuCoin VIP0: 4000 weight per 30 s), shared by the whole fleet.
     rate_budget_limit: int = 4000
     rate_budget_window_ms: int = 30_000
@@ -85,6 +91,7 @@ class Settings:
 _FIELD_NAMES = tuple(f.name for f in fields(Settings) if f.name != "credentials")
 _INT_FIELDS = frozenset((
     "workers", "max_frame_bytes", "report_maxlen", "lease_ttl_ms", "rate_budget_limit", "rate_budget_window_ms",
+    "correlation_retention_s", "book_skew_ms",
 ))
 _FLOAT_FIELDS = frozenset(("keepalive_s", "http_timeout_s", "redis_timeout_s", "fill_timeout_s", "resolve_timeout_s"))
 _CHOICES: dict[str, tuple[str, ...]] = {
@@ -92,6 +99,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "fill_model": ("depth", "top"),
     "unwind_policy": ("unwind", "hold"),
     "live_fills": ("sync", "ws"),
+    "missing_book_ts": ("refuse", "allow"),
     "log_level": _LOG_LEVELS,
 }
 

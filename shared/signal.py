@@ -24,6 +24,7 @@ from shared.money import fmt_decimal
 from shared.signal_fields import (
     REASONS,
     SignalError,
+    check_places,
     parse_bps,
     parse_currency,
     parse_non_negative,
@@ -140,7 +141,7 @@ def _parse_leg(raw: object, index: int) -> Leg:
         raise SignalError("bad_side", f"{where}side must be 'buy' or 'sell', got {show_value(side)}")
     value = required(raw, "order_param", where)
     quick = quick_positive
-    order_param = quick(value) or parse_positive(value, where + "order_param")
+    order_param = check_places(quick(value) or parse_positive(value, where + "order_param"), where + "order_param")
     get = raw.get
     value = get("base_min_size")
     base_min_size = _ZERO if value is None else quick(value) or parse_non_negative(value, where + "base_min_size")
@@ -205,6 +206,22 @@ def _check_chain(legs: tuple[Leg, ...], primary_quote: str) -> None:
         raise SignalError("broken_chain", f"legs[2] returns {held}, not primary_quote {primary_quote}")
 
 
+def _check_volume(starting_volume: Decimal, leg: Leg) -> None:
+    """The declared volume must be what leg 0 spends, since admission claims capital for it.
+
+    The chain check has made leg 0 spend primary_quote, and `order_param` is that spend in
+    primary_quote units: the funds of a buy (quote = primary_quote) or the size of a sell (base =
+    primary_quote; size x price would be in the other currency). A signal declaring less than
+    its first order spends would get past the capital cap, so any disagreement is refused.
+    """
+    if starting_volume != leg.order_param:
+        raise SignalError(
+            "bad_volume",
+            f"starting_volume {starting_volume} disagrees with what legs[0] spends: "
+            f"{leg.order_param} {leg.input_currency} ({'funds' if leg.side == 'buy' else 'size'} of the {leg.side})",
+        )
+
+
 def _check_books_and_sizes(legs: tuple[Leg, ...], books: tuple[Book, ...]) -> None:
     for i, (leg, book) in enumerate(zip(legs, books)):
         if leg.side == "buy":
@@ -257,7 +274,7 @@ def _parse(raw: Mapping) -> Signal:
     books_raw = required(raw, "books", "")
     primary_quote = parse_currency(required(raw, "primary_quote", ""), "primary_quote")
     value = required(raw, "starting_volume", "")
-    starting_volume = quick_positive(value) or parse_positive(value, "starting_volume")
+    starting_volume = check_places(quick_positive(value) or parse_positive(value, "starting_volume"), "starting_volume")
     legs = (_parse_leg(legs_raw[0], 0), _parse_leg(legs_raw[1], 1), _parse_leg(legs_raw[2], 2))  # type: ignore[index]
     _check_chain(legs, primary_quote)
     if type(books_raw) is not list and type(books_raw) is not tuple:
@@ -266,6 +283,7 @@ def _parse(raw: Mapping) -> Signal:
         raise SignalError("missing_book", f"one book per leg is needed (3), got {len(books_raw)}")  # type: ignore[arg-type]
     books = (_parse_book(books_raw[0], 0), _parse_book(books_raw[1], 1), _parse_book(books_raw[2], 2))  # type: ignore[index]
     _check_books_and_sizes(legs, books)
+    _check_volume(starting_volume, legs[0])
     pairs = (legs[0].pair, legs[1].pair, legs[2].pair)
     get = raw.get
     triangle_key = _parse_triangle_key(get("triangle_key"), pairs)

@@ -17,18 +17,20 @@ from shared.money import parse_decimal
 __all__ = [
     "REASONS", "SignalError", "show_value", "parse_amount", "quick_positive", "parse_positive",
     "parse_non_negative", "required", "parse_text", "parse_currency", "parse_timestamp", "parse_bps",
-    "MAX_AMOUNT", "MAX_TIMESTAMP",
+    "MAX_AMOUNT", "MAX_TIMESTAMP", "MAX_PLACES", "check_places",
 ]  # fmt: skip
 
 REASONS: tuple[str, ...] = (
     "not_a_map", "missing_field", "bad_type", "bad_number", "bad_legs", "bad_pair", "bad_side",
     "broken_chain", "missing_book", "below_min_size", "bad_triangle_key", "bad_correlation_id",
+    "bad_volume",
 )  # fmt: skip
 
 
 MAX_AMOUNT = Decimal("1e12")
 MIN_ADJUSTED_EXPONENT = -30  # smaller non-zero amounts are typos, not prices
 MAX_DIGITS = 30  # beyond this, Decimal arithmetic at 28 digits would silently round
+MAX_PLACES = 18  # the registry counts capital in 10^-18 units (shared/store/lua/common.lua)
 _SMALLEST = Decimal(1).scaleb(MIN_ADJUSTED_EXPONENT)
 MAX_TIMESTAMP = 1 << 53  # epoch ms far beyond any real clock, still exact as a float
 MAX_ABS_BPS = 1e9
@@ -77,6 +79,24 @@ def quick_positive(value: object) -> Decimal | None:
         except InvalidOperation:  # not a number, or a NaN in the comparison
             return None
     return None
+
+
+def check_places(amount: Decimal, where: str) -> Decimal:
+    """`amount` if it has at most MAX_PLACES significant decimal places, else `bad_number`.
+
+    Applied to the amounts the registry counts (starting_volume, order_param): a finer amount
+    could not be claimed exactly against a capital cap, so it is refused here, with a reason,
+    rather than failing inside the registry call. Trailing zeros carry no value and pass.
+    """
+    _, digits, exponent = amount.as_tuple()
+    if type(exponent) is not int or exponent >= -MAX_PLACES:
+        return amount
+    places, end = -exponent, len(digits)
+    while places > MAX_PLACES and end > 0 and digits[end - 1] == 0:  # no quantize: it can overflow the context
+        places, end = places - 1, end - 1
+    if places > MAX_PLACES:
+        raise SignalError("bad_number", f"{where} has more than {MAX_PLACES} decimal places: {show_value(str(amount))}")
+    return amount
 
 
 def parse_positive(value: object, where: str) -> Decimal:

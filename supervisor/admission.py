@@ -1,6 +1,7 @@
 """Admission: the hot path from a decoded frame to a dispatched job, or a refusal with a reason.
 
-Order of checks: validate (typed Signal) → local fast checks (paper/live guard, cached pause, a
+Order of checks: validate (typed Signal) → local fast checks (paper/live guard, book time present
+and not ahead of this clock by more than `book_skew_ms`, cached pause, a
 rate budget known to be spent) → one atomic registry call (slot, isolation, staleness, capital,
 then the triangle's weight from the fleet's exchange rate budget) → least-loaded worker. Every exit is
 counted by reason; a Redis that cannot answer refuses with `registry_unavailable` (fail closed).
@@ -43,8 +44,11 @@ class InFlight:
 class Admission:
     """Turns frames into jobs. `paused` is a cache of the registry flag (the Lua re-checks it)."""
 
-    def __init__(self, registry: Registry, pool: Pool[Any], mode: str, budget: RateBudget | None = None) -> None:
+    def __init__(self, registry: Registry, pool: Pool[Any], mode: str, budget: RateBudget | None = None, *,
+                 book_skew_ms: int = 2_000, require_book_ts: bool = True) -> None:
         self._registry = registry
+        self._book_skew_ms = book_skew_ms
+        self._require_book_ts = require_book_ts
         self._pool = pool
         self._mode = mode
         self._budget = budget
@@ -80,6 +84,14 @@ class Admission:
         if signal.live and self._mode != "live":
             self.refuse("live_in_paper", "a paper service never places a live order", cid)
             return None
+        # The stale rule compares book times, so a book time from the future (or none) would dodge it.
+        if signal.book_ts_ms == 0 and self._require_book_ts:
+            self.refuse("missing_book_ts", "book_ts_ms is required (setting missing_book_ts)", cid)
+            return None
+        if signal.book_ts_ms > received_ms + self._book_skew_ms:
+            self.refuse("future_book", f"book_ts_ms {signal.book_ts_ms} is ahead of this clock ({received_ms}) "
+                        f"by more than {self._book_skew_ms} ms", cid)
+            return None
         if self.paused:
             self.refuse("paused", correlation_id=cid)
             return None
@@ -91,7 +103,7 @@ class Admission:
             triangle_id=signal.triangle_id,
             quote=signal.primary_quote,
             pairs=signal.pairs,
-            notional=signal.starting_volume,
+            notional=signal.legs[0].order_param,  # what leg 0 spends (= starting_volume)
             book_ts_ms=signal.book_ts_ms,
         )
         try:
@@ -100,7 +112,8 @@ class Admission:
             self.refuse("registry_unavailable", str(exc), cid)
             return None
         if not isinstance(result, Grant):
-            self.refuse(result.reason, correlation_id=cid)
+            detail = f"first outcome: {result.detail}" if result.detail else ""
+            self.refuse(result.reason, detail, correlation_id=cid)
             return None
         worker = self._pool.pick()
         if worker is None:
@@ -116,7 +129,7 @@ class Admission:
 
     async def _release_quietly(self, cid: str, token: int) -> None:
         try:
-            await self._registry.release(cid, token)
+            await self._registry.release(cid, token)  # no outcome: nothing ran, the id may come again
         except (RedisError, OSError) as exc:  # the lease then expires by TTL
             log.warning("lease_release_failed", correlation_id=cid, error=str(exc))
 

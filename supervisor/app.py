@@ -54,10 +54,13 @@ class Supervisor:
         self.name = f"{self.host}:{os.getpid()}"
         self.redis = connect(settings, "supervisor")
         self.budget = RateBudget(self.redis, limit=settings.rate_budget_limit, window_ms=settings.rate_budget_window_ms)
-        self.registry = Registry(self.redis, owner=self.name, ttl_ms=settings.lease_ttl_ms, budget=self.budget)
+        self.registry = Registry(self.redis, owner=self.name, ttl_ms=settings.lease_ttl_ms, budget=self.budget,
+                                 retention_ms=settings.correlation_retention_s * 1000)
         pool_class: PoolFactory = WorkerPool if settings.workers > 0 else InlinePool  # 0: execute in this loop
         self.pool = pool_class(settings, settings.workers, self.host, self._on_done, self._on_lost)
-        self.admission = Admission(self.registry, self.pool, settings.mode, self.budget)
+        self.admission = Admission(self.registry, self.pool, settings.mode, self.budget,
+                                   book_skew_ms=settings.book_skew_ms,
+                                   require_book_ts=settings.missing_book_ts == "refuse")
         self.server = SignalServer(
             settings.socket_path, settings.max_frame_bytes, self._on_frame, self._on_bad_frame, settings.allowed_uids
         )
@@ -176,7 +179,7 @@ class Supervisor:
         entry = self.admission.finish(done.correlation_id)
         if entry is not None:
             last_trade_ms = done.ts_ms if done.status in _TRADED else 0
-            self._spawn_release(done.correlation_id, entry.token, last_trade_ms)
+            self._spawn_release(done.correlation_id, entry.token, last_trade_ms, done.status)
         if not self.admission.in_flight:
             self._idle.set()
 
@@ -187,7 +190,7 @@ class Supervisor:
             await self.publisher.publish(self._lost_report(cid, entry.triangle if entry else (), error))
             self.outcomes[Status.LOST] += 1
             if entry is not None:
-                self._spawn_release(cid, entry.token, 0)
+                self._spawn_release(cid, entry.token, 0, Status.LOST)
         if not self.admission.in_flight:
             self._idle.set()
 
@@ -210,14 +213,14 @@ class Supervisor:
             total_ms=0.0, error=reason, worker="", host=self.host,
         )
 
-    def _spawn_release(self, cid: str, token: int, last_trade_ms: int) -> None:
-        task = asyncio.create_task(self._release(cid, token, last_trade_ms))
+    def _spawn_release(self, cid: str, token: int, last_trade_ms: int, outcome: str) -> None:
+        task = asyncio.create_task(self._release(cid, token, last_trade_ms, outcome))
         self._releases.add(task)
         task.add_done_callback(self._releases.discard)
 
-    async def _release(self, cid: str, token: int, last_trade_ms: int) -> None:
+    async def _release(self, cid: str, token: int, last_trade_ms: int, outcome: str) -> None:
         try:
-            if not await self.registry.release(cid, token, last_trade_ms):
+            if not await self.registry.release(cid, token, last_trade_ms, outcome):
                 log.warning("lease_release_stale", correlation_id=cid, token=token)
         except (RedisError, OSError) as exc:  # it expires by TTL; isolation holds until then
             log.warning("lease_release_failed", correlation_id=cid, error=str(exc))

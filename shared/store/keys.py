@@ -29,6 +29,9 @@ TOKEN           string   fencing-token counter (INCR)
 CANCEL          hash     correlation id -> 1 while a cancellation is requested
 RATE_BUDGET     hash     the fleet's exchange rate budget: limit, remaining, window_end_ms
                          (see ``shared.store.ratebudget``)
+SEEN:<id>       string   one per correlation id ever granted: ``running`` until its release
+                         records the outcome (``filled``, ``lost``, ...); TTL = the retention
+                         window, so an id executes at most once fleet-wide within it
 ==============  =======  =====================================================================
 """
 
@@ -47,6 +50,8 @@ __all__ = [
     "TOKEN",
     "CANCEL",
     "RATE_BUDGET",
+    "SEEN_PREFIX",
+    "seen_key",
     "JOURNAL_PREFIX",
     "REPORTS",
     "STATUS_PREFIX",
@@ -69,6 +74,7 @@ TOKEN = REG + ":token"
 CANCEL = REG + ":cancel"
 RATE_BUDGET = REG + ":rate_budget"
 JOURNAL_PREFIX = REG + ":journal:"
+SEEN_PREFIX = REG + ":seen:"
 
 REPORTS = "trident:reports"
 STATUS_PREFIX = "trident:status:"
@@ -80,3 +86,8 @@ REFUSALS = "trident:refusals"
 def worker_health_key(supervisor_name: str, index: int) -> str:
     """Per worker of one supervisor (``<host>:<pid>``), so two supervisors on a host never share one."""
     return f"{WORKER_HEALTH_PREFIX}{supervisor_name}:w{index}"
+
+
+def seen_key(correlation_id: str) -> str:
+    """The once-per-id marker of `correlation_id` (in the ``{reg}`` slot: acquire and release set it)."""
+    return SEEN_PREFIX + correlation_id

@@ -8,8 +8,9 @@ carries a fencing token from a counter; ``renew`` and ``release`` act only for t
 lease's current token, so an owner that lost its lease (expired, then reclaimed) cannot release
 or extend someone else's. All lease times come from the Redis server's clock (``TIME``).
 
-Refusal reasons, first failing one wins: ``paused``, ``duplicate`` (this lease id is already
-live: a correlation id never runs twice at once), ``stale`` (the book is older than the
+Refusal reasons, first failing one wins: ``paused``, ``duplicate`` (this lease id was granted
+before, within the retention window: a correlation id runs at most once fleet-wide; the refusal's
+``detail`` is the first execution's outcome, ``running`` until its release records it), ``stale`` (the book is older than the
 triangle's last trade: a fact about the signal, so it outranks the reasons below, which depend on
 what else runs), ``no_slot``, ``triangle_busy``, ``quote_busy``, ``pair_busy``, ``capital_cap``,
 ``rate_budget`` (with a rate budget: the triangle's exchange weight, taken in the same call).
@@ -46,6 +47,12 @@ With plain redis-cli (quote the key: it contains braces)::
     redis-cli HGETALL 'trident:{reg}:lease_data'              # what each lease holds
     redis-cli HGETALL 'trident:{reg}:capital'                 # notional in use per quote
 
+Once per id: every grant also sets ``SEEN:<id>`` (``shared.store.keys``) with a TTL of the
+retention window (``retention_ms``, the ``correlation_retention_s`` setting, 24 h by default); a
+release records the report status in it, keeping the TTL. A release with no outcome (the grant
+was never dispatched: no worker) deletes it, since nothing ran. Past the window an id may run
+again: the engine must not reuse ids within a day. Cost: one GET and one SET per acquire.
+
 Capital is exact: the scripts add and compare amounts as integers of 10^-18 units held in
 digit strings (Lua numbers are doubles, where 0.1 + 0.2 > 0.3), so notionals and caps may have
 up to 18 decimal places and any size. Claim hashes hold comma-separated lease ids: with a rule
@@ -57,7 +64,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
@@ -67,7 +74,10 @@ from shared.codec import as_text
 from shared.store import keys
 from shared.store.ratebudget import BUDGET_LUA, RateBudget
 
-__all__ = ["LeaseRequest", "Grant", "Refusal", "RegistryConfig", "LeaseInfo", "Registry", "REFUSAL_REASONS"]
+__all__ = [
+    "LeaseRequest", "Grant", "Refusal", "RegistryConfig", "LeaseInfo", "Registry", "REFUSAL_REASONS",
+    "DEFAULT_RETENTION_MS",
+]
 
 REFUSAL_REASONS = (
     "paused", "duplicate", "stale", "no_slot", "triangle_busy", "quote_busy", "pair_busy", "capital_cap",
@@ -76,6 +86,7 @@ REFUSAL_REASONS = (
 _MAX_PLACES = 18  # must match SCALE in lua/common.lua
 _AMOUNT = re.compile(r"([0-9]*)\.?([0-9]*)")
 _DEFAULT_SLOTS = 4
+DEFAULT_RETENTION_MS = 86_400_000  # a correlation id runs at most once within a day
 
 _LUA_DIR = Path(__file__).with_name("lua")
 _COMMON_LUA = (_LUA_DIR / "common.lua").read_text()
@@ -121,6 +132,9 @@ class Grant:
 @dataclass(frozen=True, slots=True)
 class Refusal:
     reason: str
+    # for ``duplicate``: the first execution's outcome (``running`` while it runs); not part of
+    # equality, so a refusal still compares by its reason
+    detail: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,16 +198,19 @@ def _flag(raw: dict[str, str], name: str) -> bool:
 class Registry:
     """Async client of the registry scripts; one per supervisor, safe to share between tasks."""
 
-    __slots__ = ("_redis", "_owner", "_ttl_ms", "_budget", "_acquire", "_renew", "_release", "_sweep")
+    __slots__ = ("_redis", "_owner", "_ttl_ms", "_retention_ms", "_budget", "_acquire", "_renew", "_release",
+                 "_sweep")
 
     def __init__(
-        self, redis: aioredis.Redis, *, owner: str, ttl_ms: int = 30_000, budget: RateBudget | None = None
+        self, redis: aioredis.Redis, *, owner: str, ttl_ms: int = 30_000, budget: RateBudget | None = None,
+        retention_ms: int = DEFAULT_RETENTION_MS,
     ) -> None:
-        if ttl_ms <= 0:
-            raise ValueError(f"ttl_ms must be positive, got {ttl_ms}")
+        if ttl_ms <= 0 or retention_ms <= 0:
+            raise ValueError(f"ttl_ms and retention_ms must be positive, got {ttl_ms}, {retention_ms}")
         self._redis = redis
         self._owner = owner
         self._ttl_ms = ttl_ms
+        self._retention_ms = retention_ms
         self._budget = budget
         # register_script runs EVALSHA and reloads the source on NOSCRIPT (restart, SCRIPT FLUSH).
         self._acquire = redis.register_script(_SCRIPT_SOURCES["acquire"])
@@ -210,15 +227,17 @@ class Registry:
         budget = self._budget
         if budget is None:
             weight = 0
-        answer = await self._acquire(_SCRIPT_KEYS, (
+        answer = await self._acquire([*_SCRIPT_KEYS, keys.seen_key(request.lease_id)], (
             request.lease_id, self._ttl_ms, request.triangle_id, request.quote, ",".join(request.pairs),
             _amount_text(request.notional, "notional"), request.book_ts_ms, self._owner,
-            weight, budget.limit if budget else 0, budget.window_ms if budget else 0,
+            weight, budget.limit if budget else 0, budget.window_ms if budget else 0, self._retention_ms,
         ))
         granted, detail = answer[0], answer[1]
         if granted == 1:
             return Grant(request.lease_id, detail)
         refusal = _REFUSALS.get(detail) or Refusal(as_text(detail))
+        if refusal.reason == "duplicate":
+            return Refusal("duplicate", as_text(answer[2]))
         if budget is not None and refusal.reason == "rate_budget":
             budget.note_refused(int(answer[2]))
         return refusal
@@ -227,9 +246,14 @@ class Registry:
         """Extend a live lease to now + ttl_ms; False if it expired or the token is not current."""
         return await self._renew(_SCRIPT_KEYS, (lease_id, token, self._ttl_ms)) == 1
 
-    async def release(self, lease_id: str, token: int, last_trade_ms: int = 0) -> bool:
-        """Free the lease; False (and nothing changed) if the token is not current or it is gone."""
-        return await self._release(_SCRIPT_KEYS, (lease_id, token, last_trade_ms)) == 1
+    async def release(self, lease_id: str, token: int, last_trade_ms: int = 0, outcome: str = "") -> bool:
+        """Free the lease; False (and nothing changed) if the token is not current or it is gone.
+
+        ``outcome`` (the report status) is kept as the id's first outcome for the retention
+        window; an empty one means the execution never started and lets the id be sent again.
+        """
+        keys_ = [*_SCRIPT_KEYS, keys.seen_key(lease_id)]
+        return await self._release(keys_, (lease_id, token, last_trade_ms, outcome)) == 1
 
     async def sweep(self) -> list[str]:
         """Drop expired leases with their claims; the ids dropped."""

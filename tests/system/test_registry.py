@@ -188,7 +188,8 @@ async def test_release_with_a_stale_or_unknown_token_changes_nothing(registry: R
 
 
 async def test_an_old_token_cannot_release_the_same_id_regranted(redis_client: aioredis.Redis) -> None:
-    short = Registry(redis_client, owner="a", ttl_ms=50)
+    # the id may be granted again only once its once-per-id marker is past the retention window
+    short = Registry(redis_client, owner="a", ttl_ms=50, retention_ms=50)
     old = await short.acquire(request("L1", TRI_A))
     await wait_until_expired(redis_client, "L1")
     assert await short.sweep() == ["L1"]
@@ -445,3 +446,19 @@ async def test_lease_record_is_readable_json(registry: Registry, redis_client: a
     assert {k: record[k] for k in ("token", "triangle", "quote", "pairs", "notional", "owner")} == {
         "token": "1", "triangle": "BTC-USDT/ETH-BTC/ETH-USDT", "quote": "USDT",
         "pairs": "BTC-USDT,ETH-BTC,ETH-USDT", "notional": "7.25", "owner": "host-1:42"}
+
+
+async def test_a_correlation_id_runs_once_and_a_repeat_names_its_first_outcome(
+        registry: Registry, redis_client: aioredis.Redis) -> None:
+    grant = await registry.acquire(request("L1", TRI_A))
+    assert isinstance(grant, Grant)
+    running = await registry.acquire(request("L1", TRI_B))
+    assert running == Refusal("duplicate") and running.detail == "running"
+    assert await registry.release("L1", grant.token, outcome="filled")
+    again = await registry.acquire(request("L1", TRI_B))  # finished, claims all free: still refused
+    assert again == Refusal("duplicate") and again.detail == "filled"
+    assert 0 < await redis_client.pttl(keys.seen_key("L1")) <= 86_400_000  # the default retention: a day
+    # a grant that was never dispatched (released without an outcome) leaves the id free to come again
+    unsent = await registry.acquire(request("L2", TRI_A))
+    assert await registry.release("L2", unsent.token)
+    assert isinstance(await registry.acquire(request("L2", TRI_A)), Grant)

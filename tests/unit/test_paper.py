@@ -147,7 +147,7 @@ def test_top_sell_with_base_fee_and_seed_minimum_check() -> None:
 
 def sell_first(raw: dict) -> dict:
     """The example triangle turned around to start from ETH: sell ETH, buy BTC, buy ETH back."""
-    raw.update(primary_quote="ETH", triangle_key=["ETH-USDT", "BTC-USDT", "ETH-BTC"])
+    raw.update(primary_quote="ETH", starting_volume="0.04", triangle_key=["ETH-USDT", "BTC-USDT", "ETH-BTC"])
     legs, books = raw["legs"], raw["books"]
     legs[0], legs[1], legs[2] = (
         {**legs[2], "order_param": "0.04"},

@@ -141,6 +141,10 @@ REJECTIONS: list[tuple[str, tuple[Any, ...], Any, str]] = [
     ("bad_number", ("starting_volume",), "1E-40", "starting_volume"),
     ("bad_number", ("starting_volume",), "1." + "1" * 35, "starting_volume"),
     ("bad_number", ("starting_volume",), "1" * 100, "starting_volume"),
+    ("bad_number", ("starting_volume",), "100.0000000000000000001", "18 decimal places"),  # 19 places
+    ("bad_number", ("starting_volume",), "1e-30", "18 decimal places"),
+    ("bad_number", ("starting_volume",), 1e-30, "18 decimal places"),
+    ("bad_number", ("legs", 1, "order_param"), "0.0019980000000000001", "legs[1].order_param"),
     ("bad_number", ("legs", 0, "fee_rate"), "0.1", "legs[0].fee_rate"),
     ("bad_number", ("legs", 0, "fee_rate"), "-0.001", "legs[0].fee_rate"),
     ("bad_number", ("legs", 1, "base_increment"), "-1", "legs[1].base_increment"),
@@ -169,6 +173,9 @@ REJECTIONS: list[tuple[str, tuple[Any, ...], Any, str]] = [
     ("missing_book", ("books", 2, "bids"), [], "books[2]"),
     ("below_min_size", ("legs", 0, "order_param"), "0.49999", "legs[0]"),
     ("below_min_size", ("legs", 2, "order_param"), "0.00009", "legs[2]"),
+    # the cap bypass: the declared volume is not what leg 0 spends
+    ("bad_volume", ("legs", 0, "order_param"), "1000.999613", "legs[0]"),
+    ("bad_volume", ("starting_volume",), "99.99", "starting_volume"),
     ("bad_triangle_key", ("triangle_key",), ["BTC-USDT", "ETH-BTC"], "triangle_key"),
     ("bad_triangle_key", ("triangle_key",), ["BTC-USDT", "ETH-BTC", "XRP-USDT"], "triangle_key"),
     ("bad_triangle_key", ("triangle_key",), ["BTC-USDT", "ETH-BTC", "ETH-BTC"], "triangle_key"),
@@ -218,7 +225,7 @@ def test_not_a_map(raw: object) -> None:
 
 def test_sizes_exactly_at_the_minimum_are_accepted() -> None:
     raw = example()
-    raw["legs"][0]["order_param"] = "0.5"  # 0.5 USDT / 50000 = 0.00001 BTC, the minimum
+    raw["legs"][0]["order_param"] = raw["starting_volume"] = "0.5"  # 0.5 USDT / 50000 = 0.00001 BTC, the minimum
     raw["legs"][2]["order_param"] = "0.0001"
     signal = parse_signal(raw)
     assert signal.legs[0].order_param == D("0.5") and signal.legs[2].order_param == D("0.0001")
@@ -377,8 +384,8 @@ def valid_raw_signals(draw: st.DrawFn) -> tuple[dict[str, Any], dict[str, Any]]:
 
         books.append({"asks": render(draw(levels)), "bids": render(draw(levels))})
     raw: dict[str, Any] = {"legs": legs, "books": books, "primary_quote": quote}
-    starting_volume = draw(st.decimals(min_value=D("0.01"), max_value=D(10**9), places=2))
-    raw["starting_volume"] = str(starting_volume)
+    starting_volume = expected_legs[0]["order_param"]  # what leg 0 spends, or it is bad_volume
+    raw["starting_volume"] = _as_number(starting_volume, draw(form))
     if draw(st.booleans()):
         raw["correlation_id"] = draw(st.from_regex(r"[A-Za-z0-9_.:-]{1,64}", fullmatch=True))
     if draw(st.booleans()):

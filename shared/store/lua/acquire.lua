@@ -1,21 +1,26 @@
 -- acquire: grant a lease (slot + isolation claims + capital) or say why not, atomically.
 -- ARGV: lease_id, ttl_ms, triangle_id, quote, pairs (comma-separated), notional (decimal
 -- string), book_ts_ms, owner, and the exchange weight to take from the rate budget with that
--- budget's limit and window_ms (weight 0: no budget).
+-- budget's limit and window_ms (weight 0: no budget), and how long the id's once-per-id marker
+-- (KEYS[11]) is kept after a grant (seen_ms).
 -- Returns {1, fencing_token} or {0, reason}; reasons are checked in this order:
--- paused, duplicate, stale, no_slot, triangle_busy, quote_busy, pair_busy, capital_cap,
+-- paused, duplicate (then {0, 'duplicate', first outcome}: 'running' while it runs), stale, no_slot, triangle_busy, quote_busy, pair_busy, capital_cap,
 -- rate_budget (then {0, 'rate_budget', ms until the refill}). The budget comes last so an
 -- isolation refusal spends no weight, and it shares this one round trip with the lease.
 local lease_id, ttl_ms, triangle, quote = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
 local pairs_csv, notional, book_ts_ms, owner = ARGV[5], ARGV[6], tonumber(ARGV[7]), ARGV[8]
 local weight, budget_limit, budget_window_ms = tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[11])
+local seen_ms = tonumber(ARGV[12])
 
 local now = now_ms()
 drop_expired(now)
 
 local config = redis.call('HMGET', K_CONFIG, 'paused', 'slots', 'enforce_same_quote', 'enforce_pair', 'cap:' .. quote)
 if flag(config[1], false) then return {0, 'paused'} end
-if redis.call('ZSCORE', K_LEASES, lease_id) then return {0, 'duplicate'} end
+-- Once per id, fleet-wide: the marker outlives the lease by the retention window.
+local first_outcome = redis.call('GET', K_SEEN)
+if first_outcome then return {0, 'duplicate', first_outcome} end
+if redis.call('ZSCORE', K_LEASES, lease_id) then return {0, 'duplicate', 'running'} end
 -- Staleness is a fact about the signal itself, so it is reported before any refusal that only
 -- depends on what else happens to be running.
 if book_ts_ms > 0 then
@@ -53,6 +58,7 @@ if weight > 0 then
 end
 
 local token = redis.call('INCR', K_TOKEN)
+redis.call('SET', K_SEEN, 'running', 'PX', seen_ms)
 redis.call('ZADD', K_LEASES, int_str(now + ttl_ms), lease_id)
 redis.call('HSET', K_DATA, lease_id, cjson.encode({
   token = int_str(token), triangle = triangle, quote = quote, pairs = pairs_csv,

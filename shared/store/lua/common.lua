@@ -7,6 +7,8 @@ local K_CONFIG, K_LEASES, K_DATA = KEYS[1], KEYS[2], KEYS[3]
 local K_TRI, K_QUOTE, K_PAIR = KEYS[4], KEYS[5], KEYS[6]
 local K_CAPITAL, K_LAST, K_TOKEN = KEYS[7], KEYS[8], KEYS[9]
 local K_BUDGET = KEYS[10]
+-- acquire and release also get the lease's once-per-id marker (keys.seen_key); the others do not.
+local K_SEEN = KEYS[11]
 
 -- Server clock in epoch ms: every lease time comes from this one clock, never a host's.
 local function now_ms()

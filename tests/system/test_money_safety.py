@@ -1,0 +1,98 @@
+"""Admission holes an audit found (issue 11), each driven through a real supervisor, worker
+processes, Redis and (for live mode) the simulator, judged by the simulator's order log and
+balances and by the report stream.
+"""
+
+from __future__ import annotations
+
+import time
+from decimal import Decimal
+from pathlib import Path
+
+import redis.asyncio as aioredis
+
+from shared.codec import encode_frame
+from shared.report import Status
+from shared.store import keys
+from shared.store.registry import Registry
+from sim.server import RunningSimulator
+from tests.support.e2e import e2e_settings, fresh_signal, markets_of, running_supervisor, stream_reports
+from tests.support.reconcile import account_deltas
+from tools.send import send_frames
+from tools.synthetic import restamped
+from worker.context import client_oid
+
+
+async def _send(path: str, *signals: dict) -> None:
+    await send_frames(path, [encode_frame(signal) for signal in signals], progress=False)
+
+
+async def test_a_volume_that_is_not_what_leg_0_spends_cannot_pass_the_live_cap(
+    redis_url: str, simulator: RunningSimulator, workdir: Path
+) -> None:
+    """The audit's bypass: cap 150 USDT, starting_volume 100, leg 0 spending 1000.999613 USDT."""
+    redis = aioredis.Redis.from_url(redis_url)
+    await Registry(redis, owner="test").set_config(slots=10, enforce_pair=False, caps={"USDT": Decimal("150")})
+    sim = simulator.sim
+    start = sim.balances()
+    markets = await markets_of(simulator)
+    honest = {**fresh_signal(markets, 0, "cap-honest"), "live": True}
+    big = {**fresh_signal(markets, 1, "cap-big", volume="1000.999613"), "live": True}
+    assert big["legs"][0]["order_param"] == "1000.999613" and big["legs"][0]["side"] == "buy"
+    bypass = {**big, "correlation_id": "cap-bypass", "starting_volume": "100"}
+    settings = e2e_settings(redis_url, simulator.url, workdir, mode="live", workers=1)
+    async with running_supervisor(settings) as supervisor:
+        await _send(settings.socket_path, restamped(bypass), restamped(big))
+        await supervisor.wait_frames(2, 10)
+        await _send(settings.socket_path, restamped(honest))
+        await supervisor.wait_frames(3, 10)
+        await supervisor.wait_idle(10)
+        refused = dict(supervisor.admission.refusals)
+        assert supervisor.admission.admitted == 1
+    assert refused == {"bad_volume": 1, "capital_cap": 1}
+    reports = await stream_reports(redis_url)
+    assert [(r.correlation_id, r.status) for r in reports] == [("cap-honest", Status.FILLED)]
+    # the exchange saw only the honest execution's orders, and the balances say so to the digit
+    placed = sorted(e.client_oid for e in sim.order_log.entries() if e.kind != "test")
+    assert placed == sorted(client_oid("cap-honest", leg) for leg in range(3))
+    deltas = account_deltas(reports)
+    end = sim.balances()
+    assert {c: end.get(c, Decimal(0)) for c in end} == {c: start.get(c, Decimal(0)) + deltas[c] for c in end}
+    assert end["USDT"] >= start["USDT"] - Decimal("150")
+    await redis.aclose()
+
+
+async def test_admission_refuses_repeats_future_or_missing_book_times_and_too_fine_amounts(
+    redis_url: str, simulator: RunningSimulator, workdir: Path
+) -> None:
+    redis = aioredis.Redis.from_url(redis_url)
+    await Registry(redis, owner="test").set_config(slots=10, enforce_pair=False)
+    markets = await markets_of(simulator)
+    first = fresh_signal(markets, 0, "once-1")
+    now_ms = int(time.time() * 1000)
+    no_book_time = {**fresh_signal(markets, 1, "bt-none")}
+    del no_book_time["book_ts_ms"]
+    hostile = [
+        {**fresh_signal(markets, 1, "bt-day"), "book_ts_ms": now_ms + 86_400_000},
+        {**fresh_signal(markets, 1, "bt-max"), "book_ts_ms": 2**53},
+        no_book_time,
+        {**fresh_signal(markets, 1, "fine-19"), "starting_volume": "100.0000000000000000001"},
+        {**fresh_signal(markets, 1, "fine-30"), "starting_volume": "1e-30"},
+    ]
+    settings = e2e_settings(redis_url, simulator.url, workdir, workers=1, correlation_retention_s=3600)
+    async with running_supervisor(settings) as supervisor:
+        await _send(settings.socket_path, restamped(first))
+        await supervisor.wait_frames(1, 10)
+        await supervisor.wait_idle(10)
+        # the finished id sent again, freshly stamped: refused, whichever supervisor gets it
+        await _send(settings.socket_path, restamped(first), *hostile)
+        await supervisor.wait_frames(2 + len(hostile), 10)
+        await supervisor.wait_idle(10)
+        refused = dict(supervisor.admission.refusals)
+        assert supervisor.admission.admitted == 1
+    assert refused == {"duplicate": 1, "future_book": 2, "missing_book_ts": 1, "bad_number": 2}
+    assert [(r.correlation_id, r.status) for r in await stream_reports(redis_url)] == [("once-1", Status.FILLED)]
+    # the id's marker holds its first outcome for the retention window
+    assert await redis.get(keys.seen_key("once-1")) == b"filled"
+    assert 3_590_000 < await redis.pttl(keys.seen_key("once-1")) <= 3_600_000
+    await redis.aclose()
