@@ -65,7 +65,8 @@ class Supervisor:
             settings.socket_path, settings.max_frame_bytes, self._on_frame, self._on_bad_frame, settings.allowed_uids
         )
         self.publisher = ReportPublisher(
-            self.redis, settings.report_stream, settings.report_maxlen, Path(settings.spool_dir) / "supervisor.spool"
+            self.redis, settings.report_stream, settings.report_maxlen, Path(settings.spool_dir) / "supervisor.spool",
+            settings.correlation_retention_s * 1000,
         )
         self.control = ControlWatcher(self.redis, self.admission, self.pool)
         self.metrics = SupervisorMetrics(self.snapshot)

@@ -201,7 +201,8 @@ class ExecutorResources:
         # gw-ratelimit-* headers must never reach the fleet's Spot budget through
         # `client.last_rate_limit`.
         self.pinger = KucoinRest(self.session, settings.exchange_url, timeout_s=settings.http_timeout_s)
-        self.publisher = ReportPublisher(self.redis, settings.report_stream, settings.report_maxlen, spool)
+        self.publisher = ReportPublisher(self.redis, settings.report_stream, settings.report_maxlen, spool,
+                                         settings.correlation_retention_s * 1000)
         self.budget = RateBudget(self.redis, limit=settings.rate_budget_limit,
                                  window_ms=settings.rate_budget_window_ms)
 

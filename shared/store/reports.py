@@ -2,7 +2,14 @@
 
 No report may be lost: Redis being down must not cost an execution's record. Once anything is
 spooled, later reports queue behind it in the same file so the stream keeps execution order.
-A report whose XADD reply was lost can appear twice; consumers dedupe by correlation id.
+
+Exactly one report per correlation id: every entry is written by one script that first sets the
+id's marker ``{<stream>}:once:<id>`` (SET NX, TTL = the retention window) and adds to the stream
+only if the marker was new. So the worker's report and the supervisor's ``lost`` for the same
+execution (a worker killed while its report was on its way), or a spooled report replayed after
+its XADD reply was lost, land once: whichever reaches Redis first is the report, the other is
+dropped (logged as ``report_duplicate_dropped``). Consumers may rely on one entry per id within
+the window; a ``lost`` report's legs come from the execution journal.
 """
 
 from __future__ import annotations
@@ -18,18 +25,34 @@ from redis.exceptions import RedisError
 
 from shared.report import ExecutionReport, report_to_fields
 
-__all__ = ["ReportPublisher"]
+__all__ = ["ReportPublisher", "once_key"]
 
 log = structlog.get_logger(__name__)
+
+DEFAULT_ONCE_TTL_MS = 86_400_000
+# KEYS: stream, marker. ARGV: maxlen, marker ttl ms, then field, value, ... Returns the entry id, or
+# false when a report for this id is already on the stream.
+_PUBLISH_ONCE_LUA = """
+if not redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[2]) then return false end
+return redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', unpack(ARGV, 3))
+"""
+
+
+def once_key(stream: str, correlation_id: str) -> str:
+    """The publish-once marker; the stream's name as hash tag keeps both in one Cluster slot."""
+    return f"{{{stream}}}:once:{correlation_id}"
 
 
 class ReportPublisher:
     """Publishes flat report entries; spools to `spool_path` (JSON lines) while Redis is unreachable."""
 
-    def __init__(self, redis: aioredis.Redis, stream: str, maxlen: int, spool_path: Path) -> None:
+    def __init__(self, redis: aioredis.Redis, stream: str, maxlen: int, spool_path: Path,
+                 once_ttl_ms: int = DEFAULT_ONCE_TTL_MS) -> None:
         self._redis = redis
         self._stream = stream
         self._maxlen = maxlen
+        self._once_ttl_ms = once_ttl_ms
+        self._publish_once = redis.register_script(_PUBLISH_ONCE_LUA)
         self._spool_path = spool_path
         self._spooling = spool_path.exists()  # kept in memory: no stat() per report
         self._lock = asyncio.Lock()
@@ -82,7 +105,12 @@ class ReportPublisher:
                 await self.replay()
 
     async def _xadd(self, fields: dict[str, str]) -> None:
-        await self._redis.xadd(self._stream, fields, maxlen=self._maxlen, approximate=True)
+        cid = fields.get("correlation_id", "")
+        args: list[str | int] = [self._maxlen, self._once_ttl_ms]
+        for name, value in fields.items():
+            args += (name, value)
+        if await self._publish_once([self._stream, once_key(self._stream, cid)], args) is None:
+            log.warning("report_duplicate_dropped", correlation_id=cid, status=fields.get("status", ""))
 
     def _append_to_spool(self, fields: dict[str, str]) -> None:
         self._spooling = True

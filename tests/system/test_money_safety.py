@@ -5,6 +5,9 @@ balances and by the report stream.
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -16,8 +19,9 @@ from shared.report import Status
 from shared.store import keys
 from shared.store.registry import Registry
 from sim.server import RunningSimulator
-from tests.support.e2e import e2e_settings, fresh_signal, markets_of, running_supervisor, stream_reports
+from tests.support.e2e import e2e_settings, fresh_signal, markets_of, running_supervisor, stream_reports, wait_until
 from tests.support.reconcile import account_deltas
+from tools.embedded_redis import EmbeddedRedis
 from tools.send import send_frames
 from tools.synthetic import restamped
 from worker.context import client_oid
@@ -95,4 +99,41 @@ async def test_admission_refuses_repeats_future_or_missing_book_times_and_too_fi
     # the id's marker holds its first outcome for the retention window
     assert await redis.get(keys.seen_key("once-1")) == b"filled"
     assert 3_590_000 < await redis.pttl(keys.seen_key("once-1")) <= 3_600_000
+    await redis.aclose()
+
+
+def _unsent_bytes(pid: int) -> int:
+    """Bytes `pid` has written to its Unix sockets that the peer has not read yet (`ss -xp`)."""
+    listing = subprocess.run(["ss", "-xpH"], capture_output=True, text=True, check=True).stdout
+    return sum(int(line.split()[3]) for line in listing.splitlines() if f"pid={pid}," in line)
+
+
+async def test_a_worker_killed_while_its_report_is_on_the_way_gives_one_report(
+    durable_redis: EmbeddedRedis, simulator: RunningSimulator, workdir: Path
+) -> None:
+    """The audit's sequence: Redis frozen (SIGSTOP), the worker's report written to it, the worker
+    killed (-9), the supervisor's `lost` spooled, Redis resumed: both arrive, one is the report."""
+    url = durable_redis.url
+    redis = aioredis.Redis.from_url(url)
+    redis_pid = int((await redis.info("server"))["process_id"])
+    markets = await markets_of(simulator)
+    simulator.sim.update_knobs(latency_ms=400)  # the legs are at the exchange long enough to freeze Redis
+    settings = e2e_settings(url, simulator.url, workdir, workers=1)
+    async with running_supervisor(settings) as supervisor:
+        await _send(settings.socket_path, restamped(fresh_signal(markets, 0, "once-kill")))
+        await supervisor.wait_frames(1, 10)
+        await wait_until(lambda: len(simulator.sim.order_log) == 3)
+        (victim,) = supervisor.pool.workers
+        os.kill(redis_pid, signal.SIGSTOP)
+        try:
+            await wait_until(lambda: _unsent_bytes(victim.pid) > 500, 5)  # the report, written, unread
+            os.kill(victim.pid, signal.SIGKILL)
+            await wait_until(lambda: supervisor.publisher.spooled == 1, 15)  # `lost`, Redis unanswering
+        finally:
+            os.kill(redis_pid, signal.SIGCONT)
+        await wait_until(lambda: supervisor.publisher.spooled == 0, 15)
+        await supervisor.wait_idle(10)
+    entries = [fields for _, fields in await redis.xrange(settings.report_stream)]
+    assert [e[b"correlation_id"] for e in entries] == [b"once-kill"], entries
+    assert entries[0][b"status"] in (b"filled", b"lost")
     await redis.aclose()

@@ -8,6 +8,7 @@ checked over the whole run, not only over what was spooled.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 
@@ -139,3 +140,22 @@ async def test_an_outage_during_replay_loses_nothing_and_duplicates_at_most_the_
     first_seen = list(dict.fromkeys(ids))
     assert first_seen == expected  # nothing lost, in order
     assert len(ids) - len(first_seen) <= 1  # an XADD applied whose answer the kill swallowed
+
+
+async def test_a_second_report_for_an_id_is_dropped_even_from_the_spool(durable_redis: EmbeddedRedis,
+                                                                         tmp_path: Path) -> None:
+    """Publish once: the worker's report and the supervisor's `lost` (or a replay) land once."""
+    worker, client = _publisher(durable_redis, tmp_path / "w.spool")
+    supervisor, other = _publisher(durable_redis, tmp_path / "s.spool")
+    try:
+        assert await worker.publish(_report("one"))
+        assert await supervisor.publish(replace(_report("one"), status=Status.LOST))  # reached Redis, dropped
+        durable_redis.kill()
+        assert not await supervisor.publish(_report("one"))  # spooled while Redis is down
+        durable_redis.start()
+        assert await supervisor.replay() == 1
+        entries = await client.xrange(STREAM)
+        assert [(f[b"correlation_id"], f[b"status"]) for _, f in entries] == [(b"one", b"filled")]
+    finally:
+        await client.aclose()
+        await other.aclose()
