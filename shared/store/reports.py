@@ -4,7 +4,7 @@ No report may be lost: Redis being down must not cost an execution's record. Onc
 spooled, later reports queue behind it in the same file so the stream keeps execution order.
 
 Exactly one report per correlation id: every entry is written by one script that first sets the
-id's marker ``{<stream>}:once:<id>`` (SET NX, TTL = the retention window) and adds to the stream
+id's marker ``trident:{<stream>}:once:<id>`` (SET NX, TTL = the retention window) and adds to the stream
 only if the marker was new. So the worker's report and the supervisor's ``lost`` for the same
 execution (a worker killed while its report was on its way), or a spooled report replayed after
 its XADD reply was lost, land once: whichever reaches Redis first is the report, the other is
@@ -39,8 +39,9 @@ return redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', unpack(ARGV, 3))
 
 
 def once_key(stream: str, correlation_id: str) -> str:
-    """The publish-once marker; the stream's name as hash tag keeps both in one Cluster slot."""
-    return f"{{{stream}}}:once:{correlation_id}"
+    """The publish-once marker: under ``trident:`` (the ACL the README gives), with the stream's
+    name as hash tag, so marker and stream share one Cluster slot."""
+    return f"trident:{{{stream}}}:once:{correlation_id}"
 
 
 class ReportPublisher:
