@@ -41,6 +41,13 @@ log = structlog.get_logger(__name__)
 _D0 = Decimal(0)
 # Outcomes in which orders traded, so the triangle's books moved: later signals need newer books.
 _TRADED = frozenset((Status.FILLED, Status.UNWOUND, Status.STRANDED))
+# A failed release is retried after 50 ms, doubling to at most 500 ms: freed within half a
+# second (plus the Redis timeout) of Redis answering again.
+_RELEASE_RETRY_FIRST_S = 0.05
+_RELEASE_RETRY_MAX_S = 0.5
+_STOP_RELEASE_WAIT_S = 5.0
+# Journal order states whose outcome at the exchange is not known (shared/store/journal.py).
+_UNRESOLVED = frozenset(("placing", "unknown"))
 # The installed distribution's version (pyproject.toml), never a second copy of it.
 VERSION = package_version("trident")
 
@@ -118,8 +125,10 @@ class Supervisor:
         """Stop intake, let workers finish and report, release leases, close connections."""
         await self.server.stop()
         await self.pool.stop()
-        if self._releases:
-            await asyncio.gather(*self._releases, return_exceptions=True)
+        if self._releases:  # bounded: a release still retrying against a dead Redis expires by TTL
+            _, retrying = await asyncio.wait(self._releases, timeout=_STOP_RELEASE_WAIT_S)
+            for task in retrying:
+                task.cancel()
         for task in self._background:
             task.cancel()
         # bounded: a loop whose cancel was swallowed (see ControlWatcher.run) must not hang the stop
@@ -187,23 +196,32 @@ class Supervisor:
     async def _on_lost(self, worker: int, correlation_ids: list[str], reason: str) -> None:
         for cid in correlation_ids:
             entry = self.admission.finish(cid)
-            error = f"{reason}; {await self._legs_known_done(cid)}"
-            await self.publisher.publish(self._lost_report(cid, entry.triangle if entry else (), error))
+            known, unresolved = await self._legs_known_done(cid)
+            await self.publisher.publish(self._lost_report(cid, entry.triangle if entry else (), f"{reason}; {known}"))
             self.outcomes[Status.LOST] += 1
-            if entry is not None:
+            if entry is None:
+                continue
+            if unresolved:
+                # Its orders may still be at the exchange: another execution on these pairs now
+                # would be two executions on one pair. The lease, no longer renewed, expires by TTL.
+                log.warning("lease_held_for_unresolved_orders", correlation_id=cid,
+                            ttl_ms=self.settings.lease_ttl_ms)
+            else:
                 self._spawn_release(cid, entry.token, 0, Status.LOST)
         if not self.admission.in_flight:
             self._idle.set()
 
-    async def _legs_known_done(self, cid: str) -> str:
-        """What the execution journal says the dead worker's orders did (live executions only)."""
+    async def _legs_known_done(self, cid: str) -> tuple[str, bool]:
+        """What the execution journal says the dead worker's orders did (live executions only), and
+        whether any of them may still be unresolved at the exchange (placing, unknown, unreadable)."""
         try:
             fields = await Journal(self.redis).read(cid)
         except (RedisError, OSError) as exc:
-            return f"journal unreadable ({exc}): resolve its orders by clientOid"
+            return f"journal unreadable ({exc}): resolve its orders by clientOid", self.settings.mode == "live"
         if not fields:
-            return "no journal: no order was placed (paper executions place none)"
-        return "journal: " + (journal_summary(fields) or "no order started")
+            return "no journal: no order was placed (paper executions place none)", False
+        unresolved = any(value in _UNRESOLVED for name, value in fields.items() if name.endswith("_state"))
+        return "journal: " + (journal_summary(fields) or "no order started"), unresolved
 
     def _lost_report(self, cid: str, triangle: tuple[str, ...], reason: str) -> ExecutionReport:
         now_ms = int(time.time() * 1000)
@@ -220,11 +238,25 @@ class Supervisor:
         task.add_done_callback(self._releases.discard)
 
     async def _release(self, cid: str, token: int, last_trade_ms: int, outcome: str) -> None:
-        try:
-            if not await self.registry.release(cid, token, last_trade_ms, outcome):
-                log.warning("lease_release_stale", correlation_id=cid, token=token)
-        except (RedisError, OSError) as exc:  # it expires by TTL; isolation holds until then
-            log.warning("lease_release_failed", correlation_id=cid, error=str(exc))
+        """Release, retrying a Redis failure with backoff until Redis answers or the lease's TTL is
+        past (then it expires on its own): a short outage must not block triangles for a whole TTL.
+        The token fences every attempt, so a retry can never free a lease someone else now holds."""
+        give_up_at = time.monotonic() + self.settings.lease_ttl_ms / 1000
+        delay_s = _RELEASE_RETRY_FIRST_S
+        while True:
+            try:
+                if not await self.registry.release(cid, token, last_trade_ms, outcome):
+                    log.warning("lease_release_stale", correlation_id=cid, token=token)
+                elif delay_s > _RELEASE_RETRY_FIRST_S:
+                    log.info("lease_released_after_retry", correlation_id=cid)
+                return
+            except (RedisError, OSError) as exc:
+                if time.monotonic() + delay_s > give_up_at:  # it expires by TTL; isolation holds until then
+                    log.warning("lease_release_failed", correlation_id=cid, error=str(exc))
+                    return
+                log.warning("lease_release_retrying", correlation_id=cid, error=str(exc), in_s=delay_s)
+            await asyncio.sleep(delay_s)
+            delay_s = min(delay_s * 2, _RELEASE_RETRY_MAX_S)
 
     # --- background loops -------------------------------------------------------------------
 

@@ -5,6 +5,7 @@ balances and by the report stream.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -136,4 +137,63 @@ async def test_a_worker_killed_while_its_report_is_on_the_way_gives_one_report(
     entries = [fields for _, fields in await redis.xrange(settings.report_stream)]
     assert [e[b"correlation_id"] for e in entries] == [b"once-kill"], entries
     assert entries[0][b"status"] in (b"filled", b"lost")
+    await redis.aclose()
+
+
+async def test_a_release_that_failed_in_an_outage_is_retried_as_soon_as_redis_answers(
+    durable_redis: EmbeddedRedis, simulator: RunningSimulator, workdir: Path
+) -> None:
+    """The audit's 2 s outage left leases blocking triangles for a whole TTL; now they go at once."""
+    markets = await markets_of(simulator)
+    simulator.sim.update_knobs(latency_ms=300)
+    settings = e2e_settings(durable_redis.url, simulator.url, workdir, workers=1, lease_ttl_ms=60_000)
+    async with running_supervisor(settings) as supervisor:
+        await _send(settings.socket_path, restamped(fresh_signal(markets, 0, "rel-1")))
+        await supervisor.wait_frames(1, 10)
+        await wait_until(lambda: len(simulator.sim.order_log) == 3)
+        durable_redis.kill()  # the execution ends while Redis is down: its release fails
+        await wait_until(lambda: not supervisor.admission.in_flight, 10)
+        assert supervisor._releases  # still retrying, not given up
+        durable_redis.start()
+        restarted = time.monotonic()
+        await supervisor.wait_idle(10)
+        assert time.monotonic() - restarted < 5  # not the 60 s TTL
+        assert await supervisor.registry.leases() == []
+        # the triangle is free again: a new signal on it runs
+        await _send(settings.socket_path, restamped(fresh_signal(markets, 0, "rel-2")))
+        await supervisor.wait_frames(2, 10)
+        await supervisor.wait_idle(10)
+        assert supervisor.admission.admitted == 2
+
+
+async def test_a_killed_live_worker_with_orders_unresolved_keeps_its_claims_until_the_ttl(
+    redis_url: str, simulator: RunningSimulator, workdir: Path
+) -> None:
+    """The audit saw a new execution at the exchange 138 ms after a killed worker's orders were sent."""
+    redis = aioredis.Redis.from_url(redis_url)
+    markets = await markets_of(simulator)
+    simulator.sim.update_knobs(hang_after_match={"next_n": 1, "path": "/api/v1/hf/orders/sync"})
+    settings = e2e_settings(redis_url, simulator.url, workdir, mode="live", workers=1, lease_ttl_ms=3000)
+    async with running_supervisor(settings) as supervisor:
+        await _send(settings.socket_path, {**restamped(fresh_signal(markets, 0, "hold-1")), "live": True})
+        await supervisor.wait_frames(1, 10)
+        await wait_until(lambda: len(simulator.sim.order_log) == 1)  # leg 0 matched, its answer never comes
+        (victim,) = supervisor.pool.workers
+        os.kill(victim.pid, signal.SIGKILL)
+        await supervisor.wait_idle(10)
+        assert [lease.lease_id for lease in await supervisor.registry.leases()] == ["hold-1"]
+        await supervisor.pool.wait_alive(1, 30)
+        await _send(settings.socket_path, {**restamped(fresh_signal(markets, 0, "hold-2")), "live": True})
+        await supervisor.wait_frames(2, 10)
+        assert supervisor.admission.refusals["triangle_busy"] == 1  # not a second execution on its pairs
+        async with asyncio.timeout(10):  # no longer renewed: it goes by its TTL
+            while await supervisor.registry.leases():
+                await supervisor.registry.sweep()
+                await asyncio.sleep(0.05)
+        await _send(settings.socket_path, {**restamped(fresh_signal(markets, 0, "hold-3")), "live": True})
+        await supervisor.wait_frames(3, 10)
+        await supervisor.wait_idle(15)
+        assert supervisor.admission.admitted == 2
+    statuses = {r.correlation_id: r.status for r in await stream_reports(redis_url)}
+    assert statuses == {"hold-1": Status.LOST, "hold-3": Status.FILLED}
     await redis.aclose()
