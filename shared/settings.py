@@ -14,6 +14,7 @@ variable plus `_FILE` (systemd credentials, Docker secrets), or from `api_key`, 
 from __future__ import annotations
 
 import os
+import stat
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
@@ -141,7 +142,43 @@ def _coerce(name: str, value: object, source: str) -> object:
         return value or None
     if not value:
         raise SettingsError(f"{name} (from {source}) must not be empty")
+    if name in _URL_CHECKS:
+        _URL_CHECKS[name](value, source)
+    if name == "socket_path" and len(os.fsencode(value)) > _MAX_UNIX_PATH:
+        raise SettingsError(f"socket_path (from {source}) is longer than the {_MAX_UNIX_PATH} bytes AF_UNIX allows")
     return value
+
+
+def _redis_url(value: str, source: str) -> None:
+    """What redis-py's from_url would reject (or read as something else) at first use, refused now."""
+    where = f"redis_url (from {source})"
+    parts = urlsplit(value)
+    if parts.scheme not in ("redis", "rediss", "unix"):
+        raise SettingsError(f"{where} must be redis://, rediss:// or unix://, got scheme {parts.scheme or 'none'!r}")
+    if parts.scheme == "unix":
+        if not parts.path:
+            raise SettingsError(f"{where} names no socket path")
+        return
+    try:
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        raise SettingsError(f"{where} has a port that is not a number 0-65535") from None
+    if not parts.hostname:
+        raise SettingsError(f"{where} names no host")
+
+
+def _exchange_url(value: str, source: str) -> None:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname or " " in value:
+        raise SettingsError(f"exchange_url (from {source}) must be an http(s)://host URL, got {value[:60]!r}")
+    try:
+        parts.port  # noqa: B018
+    except ValueError:
+        raise SettingsError(f"exchange_url (from {source}) has a port that is not a number 0-65535") from None
+
+
+_URL_CHECKS: dict[str, Callable[[str, str], None]] = {"redis_url": _redis_url, "exchange_url": _exchange_url}
+_MAX_UNIX_PATH = 107  # sun_path is 108 bytes with the terminating NUL
 
 
 def _port(value: object, source: str) -> int:
@@ -196,11 +233,20 @@ def _env_value(env: Mapping[str, str], var: str, read_file: Callable[[str], str]
         content = read_file(path).strip()
     except OSError as exc:
         raise SettingsError(f"cannot read {var}_FILE ({path}): {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise SettingsError(f"{var}_FILE ({path}) is not UTF-8 text") from None
+    except ValueError as exc:  # not a regular file
+        raise SettingsError(f"{var}_FILE ({path}) {exc}") from None
     return content or None
 
 
 def _read_text(path: str) -> str:
-    with open(path, encoding="utf-8") as file:
+    """A secret file's text; a FIFO or device would block the start (or never end), so only a
+    regular file is read (opened non-blocking, checked on the open descriptor)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    with open(fd, encoding="utf-8", closefd=True) as file:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ValueError("is not a regular file")
         return file.read()
 
 

@@ -46,6 +46,7 @@ _TRADED = frozenset((Status.FILLED, Status.UNWOUND, Status.STRANDED))
 _RELEASE_RETRY_FIRST_S = 0.05
 _RELEASE_RETRY_MAX_S = 0.5
 _STOP_RELEASE_WAIT_S = 5.0
+_REDIS_DOWN_REPEAT_S = 10.0
 # Journal order states whose outcome at the exchange is not known (shared/store/journal.py).
 _UNRESOLVED = frozenset(("placing", "unknown"))
 # The installed distribution's version (pyproject.toml), never a second copy of it.
@@ -305,13 +306,25 @@ class Supervisor:
                 for name, value in self.snapshot().items()}
 
     async def _status_loop(self) -> None:
+        """Publish the status hash every second; it is also the service's Redis heartbeat, so a
+        Redis that stops answering is said at ERROR at once and every 10 s while it lasts."""
+        unreachable_since: float | None = None
+        last_said = 0.0
         while True:
             try:
                 pending = self.refusal_tally.pending(self.admission.refusals)
                 await publish_status(self.redis, self.name, self.status(), pending)
                 self.refusal_tally.confirm(pending)
+                if unreachable_since is not None:
+                    log.warning("redis_reachable_again", down_s=round(time.monotonic() - unreachable_since, 1))
+                    unreachable_since = None
             except (RedisError, OSError) as exc:
-                log.debug("status_publish_failed", error=str(exc))
+                now = time.monotonic()
+                if unreachable_since is None or now - last_said >= _REDIS_DOWN_REPEAT_S:
+                    unreachable_since = unreachable_since or now
+                    last_said = now
+                    log.error("redis_unreachable", error=str(exc), down_s=round(now - unreachable_since, 1),
+                              effect="every signal is refused registry_unavailable; reports spool")
                 if (task := asyncio.current_task()) is not None and task.cancelling():
                     raise asyncio.CancelledError from exc  # a cancel the Redis client turned into an error
             await asyncio.sleep(1.0)

@@ -17,7 +17,7 @@ from shared.logs import configure_logging
 from shared.runloop import run_loop
 from shared.settings import Settings, SettingsError, load_settings
 
-__all__ = ["CliError", "build_parser", "check_can_start", "main"]
+__all__ = ["CliError", "build_parser", "check_can_start", "main", "prepare_paths"]
 
 
 class CliError(Exception):
@@ -37,9 +37,48 @@ def check_can_start(settings: Settings) -> None:
         )
 
 
+def prepare_paths(settings: Settings) -> None:
+    """The spool directory and the signal socket's path, checked before anything starts: a
+    path that cannot be used is one line and exit 2, not a traceback after workers spawned."""
+    from supervisor.server import SocketInUse, prepare_socket_path  # noqa: PLC0415 - keeps --help fast
+
+    try:
+        Path(settings.spool_dir).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CliError(f"cannot create spool_dir {settings.spool_dir}: {exc.strerror or exc}") from None
+    try:
+        prepare_socket_path(Path(settings.socket_path))
+    except SocketInUse as exc:
+        raise CliError(str(exc)) from None
+    except OSError as exc:
+        raise CliError(f"cannot use socket_path {settings.socket_path}: {exc.strerror or exc}") from None
+
+
+async def _redis_answers(settings: Settings) -> None:
+    """Refuse to start on a Redis that does not answer: every admission would be refused
+    (`registry_unavailable`), which is better said once at start. Once running, an outage is
+    logged at ERROR while it lasts and the service recovers when Redis returns."""
+    from redis.exceptions import RedisError  # noqa: PLC0415
+
+    from shared.store.connect import connect  # noqa: PLC0415
+
+    client = connect(settings, "tool")
+    try:
+        await client.ping()
+    except (RedisError, OSError) as exc:
+        raise CliError(f"Redis does not answer at start ({exc}); start it or fix redis_url") from None
+    finally:
+        await client.aclose()
+
+
 async def _serve(settings: Settings) -> int:
     from supervisor.app import Supervisor  # noqa: PLC0415 - keeps `trident run --help` fast
 
+    try:
+        await _redis_answers(settings)
+    except CliError as exc:
+        print(f"trident: {exc}", file=sys.stderr)
+        return 2
     supervisor = Supervisor(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -84,10 +123,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             metrics_port=args.metrics_port,
         )
         check_can_start(settings)
+        prepare_paths(settings)
     except (CliError, SettingsError) as exc:
         print(f"trident: {exc}", file=sys.stderr)
         return 2
-    Path(settings.spool_dir).mkdir(parents=True, exist_ok=True)
     configure_logging("supervisor", settings.log_level, settings.log_file, settings.secrets(), cache_loggers=True)
     return run_loop(_serve(settings))
 

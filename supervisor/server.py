@@ -27,7 +27,7 @@ import structlog
 
 from shared.codec import BadFrame, FrameDecoder, FrameError
 
-__all__ = ["SignalServer", "SocketInUse"]
+__all__ = ["SignalServer", "SocketInUse", "prepare_socket_path"]
 
 log = structlog.get_logger(__name__)
 
@@ -39,7 +39,7 @@ class SocketInUse(RuntimeError):
     """Another live process is serving this socket path."""
 
 
-def _prepare_path(path: Path) -> None:
+def prepare_socket_path(path: Path) -> None:
     """Replace a stale socket file left by a dead process; refuse to steal a live one."""
     if not path.exists() and not path.is_symlink():
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -78,7 +78,7 @@ class SignalServer:
         self._connections: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
-        _prepare_path(self.path)
+        prepare_socket_path(self.path)
         umask = os.umask(0o117)
         try:
             self._server = await asyncio.start_unix_server(self._serve, path=str(self.path), limit=_READ_BYTES)
