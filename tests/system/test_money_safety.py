@@ -14,6 +14,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import redis.asyncio as aioredis
+from structlog.testing import capture_logs
 
 from shared.codec import encode_frame
 from shared.report import Status
@@ -151,9 +152,13 @@ async def test_a_release_that_failed_in_an_outage_is_retried_as_soon_as_redis_an
         await _send(settings.socket_path, restamped(fresh_signal(markets, 0, "rel-1")))
         await supervisor.wait_frames(1, 10)
         await wait_until(lambda: len(simulator.sim.order_log) == 3)
-        durable_redis.kill()  # the execution ends while Redis is down: its release fails
-        await wait_until(lambda: not supervisor.admission.in_flight, 10)
-        assert supervisor._releases  # still retrying, not given up
+        with capture_logs() as logs:
+            durable_redis.kill()  # the execution ends while Redis is down: its release fails
+            await wait_until(lambda: not supervisor.admission.in_flight, 10)
+            assert supervisor._releases  # still retrying, not given up
+            # and the outage is said at ERROR, not only at debug
+            await wait_until(lambda: any(e["event"] == "redis_unreachable" for e in logs), 5)
+        assert {e["log_level"] for e in logs if e["event"] == "redis_unreachable"} == {"error"}
         durable_redis.start()
         restarted = time.monotonic()
         await supervisor.wait_idle(10)
