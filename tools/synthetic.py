@@ -126,7 +126,7 @@ def make_signal(
         "correlation_id": correlation_id,
         "triangle_key": list(triangle.pairs),
         "primary_quote": triangle.primary_quote,
-        "starting_volume": fmt_decimal(starting_volume),
+        "starting_volume": legs[0]["order_param"],  # what leg 0 spends (rounded to its increment), or bad_volume
         "predicted_bps": round(predicted_bps, 3),
         "live": False,
         "legs": legs,
