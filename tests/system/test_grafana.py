@@ -1,22 +1,29 @@
-"""The Grafana dashboards against data from a real run.
+"""The Grafana dashboards against data from a real run, through Grafana's own code.
 
-Every Redis panel query is run as the Redis data source plugin runs it (same command, same
-arguments, same column typing: a column is a number when its first value parses as one) against
-a Redis filled by a supervisor, its workers and the simulator; each field a panel's
-transformations use must exist with the type the panel needs. Every Prometheus panel query must
-name metrics, labels and label values that a real scrape of that supervisor exposes.
+Every Redis panel query is run against a Redis filled by a supervisor, its workers and the
+simulator, and framed as the Redis data source plugin's backend frames it (`tests/support/grafana.py`,
+a port of the plugin's Go frame builders ≥ 1.3); each panel's transformations then run in Node with
+`@grafana/data` at the oldest version the README names, and what the panel would draw is checked:
+the fields it needs exist with the type it needs, time series sit at each report's own `ts_ms`,
+and the numbers equal what the reports say. Every Prometheus panel query must name metrics,
+labels and label values that a real scrape of that supervisor exposes.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import shutil
 import socket
 import tempfile
 import time
+from collections import Counter
+from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import aiohttp
+import pytest
 import redis.asyncio as aioredis
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
@@ -30,123 +37,45 @@ from tests.support.e2e import (
     running_supervisor,
     stream_reports,
 )
+from tests.support.grafana import grafana_data_dir, plugin_frames, transform
 from tools.send import send_frames
-from tools.synthetic import restamped
+from tools.synthetic import find_triangles, make_signal, restamped
 
 GRAFANA = Path(__file__).resolve().parents[2] / "deploy" / "grafana"
 DASHBOARDS = sorted((GRAFANA / "dashboards").glob("*.json"))
-NUMERIC_PANELS = {"timeseries", "stat", "bargauge", "gauge", "histogram", "barchart"}
 PROMETHEUS_TARGET_LABELS = {"instance", "job"}  # added by Prometheus when it scrapes, not in the exposition
-
-Frame = dict[str, tuple[str, list[object]]]  # field name -> (type, values)
-
-
-def _go_float(text: str) -> float | None:
-    """strconv.ParseFloat's verdict (the plugin's typing rule); Python's float() is laxer."""
-    if text != text.strip() or "_" in text or not text:
-        return None
-    try:
-        return float(text)
-    except ValueError:
-        return None
+PLOTS_NUMBERS = {"timeseries", "barchart", "piechart", "stat", "bargauge", "gauge"}
 
 
-def _s(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
+@pytest.fixture(scope="session")
+def grafana_data(request: pytest.FixtureRequest) -> Path:
+    if shutil.which("node") is None:
+        pytest.skip("node is not installed, so Grafana's transformations cannot run (.ci/run installs nodejs and npm)")
+    return grafana_data_dir(Path(str(request.config.cache.mkdir("grafana"))))
 
 
-async def run_redis_target(client: aioredis.Redis, target: dict, from_ms: int, to_ms: int) -> Frame:
-    """One target, executed and framed as the plugin's backend does it."""
-    command, key = target["command"], target["keyName"]
-    if command in ("xrange", "xrevrange"):
-        start, end = target.get("start") or f"{from_ms}-0", target.get("end") or f"{to_ms}-0"
-        count = target.get("count") or None
-        if command == "xrevrange":  # XREVRANGE key end start [COUNT n]
-            entries = await client.xrevrange(key, end, start, count=count)
-        else:
-            entries = await client.xrange(key, start, end, count=count)
-        frame: Frame = {"$streamId": ("string", []), "$time": ("time", [])}
-        for entry_id, pairs in entries:  # redis-py keeps the entry's field order
-            frame["$streamId"][1].append(_s(entry_id))
-            frame["$time"][1].append(int(_s(entry_id).split("-")[0]))
-            for name, value in pairs.items():
-                name, value = _s(name), _s(value)
-                if name not in frame:  # typed by the first value seen, as the plugin does
-                    frame[name] = ("number" if _go_float(value) is not None else "string", [])
-                frame[name][1].append(value)
-        return frame
-    if command == "hgetall":
-        raw = await client.hgetall(key)
-        return {"Field": ("string", [_s(k) for k in raw]), "Value": ("string", [_s(v) for v in raw.values()])}
-    if command in ("hlen", "xlen", "llen", "scard", "get", "ttl", "type"):
-        value = _s(str(await client.execute_command(command.upper(), key)))
-        return {"Value": ("number" if _go_float(value) is not None else "string", [value])}
-    raise AssertionError(f"the test does not know the plugin's command {command!r}; add it here first")
+def _columns(frame: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {field["name"]: field for field in frame["fields"]}
 
 
-def check_panel(panel: dict, frame: Frame) -> None:
-    """Walk the transformations; every field used must exist (and have the type its use needs)."""
-    title = panel["title"]
-    fields = dict(frame)
-    text_roles: set[str] = set()
-    converted: set[str] = set()
-    grouped = False
-
-    def need(name: str, kind: str | None = None) -> None:
-        assert name in fields, f"{title}: field {name!r} missing (has {sorted(fields)})"
-        if kind is not None:
-            assert fields[name][0] == kind, f"{title}: field {name!r} is {fields[name][0]}, needs {kind}"
-
-    for step in panel.get("transformations", []):
-        kind, options = step["id"], step["options"]
-        if kind == "filterFieldsByName":
-            for name in options["include"]["names"]:
-                need(name)
-            fields = {name: fields[name] for name in options["include"]["names"]}
-        elif kind == "filterByValue":
-            for rule in options["filters"]:
-                need(rule["fieldName"], "string")
-                wanted = rule["config"]["options"]["value"]
-                assert wanted in fields[rule["fieldName"]][1], f"{title}: no row has {rule['fieldName']}={wanted}"
-                text_roles.add(rule["fieldName"])
-        elif kind == "groupBy":
-            for name, spec in options["fields"].items():
-                need(name, "string" if spec["operation"] == "groupby" else None)
-            grouped = True
-        elif kind == "partitionByValues":
-            for name in options["fields"]:
-                need(name, "string")
-                text_roles.add(name)
-        elif kind == "sortBy":
-            for rule in options["sort"]:
-                need(rule["field"])
-        elif kind == "calculateField":
-            if options["mode"] == "cumulativeFunctions":
-                need(options["cumulative"]["field"], "number")
-            else:
-                need(options["binary"]["left"], "number")
-                need(options["binary"]["right"], "number")
-        elif kind == "convertFieldType":
-            for rule in options["conversions"]:
-                need(rule["targetField"])
-                if rule["destinationType"] == "number":
-                    values = fields[rule["targetField"]][1]
-                    assert all(_go_float(str(v)) is not None for v in values), f"{title}: {values} not numbers"
-                    converted.add(rule["targetField"])
-        elif kind == "reduce":
-            for name, (field_type, _) in fields.items():
-                assert field_type in ("number", "time") or name in text_roles, f"{title}: reduces text {name!r}"
-        else:
-            raise AssertionError(f"{title}: the test does not check transformation {kind!r}; add it here first")
-    if panel["type"] == "barchart":
-        need(panel["options"]["xField"], "string")
-        text_roles.add(panel["options"]["xField"])
-    if panel["type"] in NUMERIC_PANELS and not grouped:
-        for name, (field_type, _) in fields.items():
-            if name in ("$time", "$streamId") or name in text_roles or name in converted:
-                continue
-            assert field_type == "number", f"{title}: plots {name!r}, typed {field_type}"
-    assert all(values for _, values in fields.values()), f"{title}: no data"
+def check_drawn(panel: dict[str, Any], frames: list[dict[str, Any]]) -> None:
+    """What any panel of this type needs from its transformed frames."""
+    title, kind = panel["title"], panel["type"]
+    assert frames, f"{title}: no frame"
+    for frame in frames:
+        columns = _columns(frame)
+        assert columns and all(field["values"] for field in columns.values()), f"{title}: no data {columns}"
+        times = [name for name, field in columns.items() if field["type"] == "time"]
+        if kind == "timeseries":
+            assert len(times) == 1 and times[0] != "$time", f"{title}: plotted at {times}, not at the report's ts_ms"
+        if kind == "barchart":
+            x_field = panel["options"]["xField"]
+            assert columns.get(x_field, {}).get("type") == "string", f"{title}: x field {x_field!r} missing"
+            times.append(x_field)
+        if kind in PLOTS_NUMBERS:
+            for name, field in columns.items():
+                if name not in times and not (kind == "piechart" and field["type"] == "string"):
+                    assert field["type"] == "number", f"{title}: plots {name!r}, typed {field['type']}"
 
 
 def free_port() -> int:
@@ -161,37 +90,73 @@ def targets(dashboard: dict, datasource_type: str) -> list[tuple[dict, dict]]:
 
 
 async def test_every_dashboard_query_reads_what_a_real_run_writes(
-    redis_url: str, redis_client: aioredis.Redis, simulator: RunningSimulator
+    redis_url: str, redis_client: aioredis.Redis, simulator: RunningSimulator, grafana_data: Path
 ) -> None:
     markets = await markets_of(simulator)
     await redis_client.hset("trident:{reg}:config", mapping={"slots": "10", "enforce_pair": "0"})
     settings = e2e_settings(redis_url, simulator.url, Path(tempfile.mkdtemp(prefix="tri-g-")), metrics_port=free_port())
+    start_ms = int(time.time() * 1000)
     async with running_supervisor(settings) as supervisor:
         signals_ = [restamped(fresh_signal(markets, index, f"g-{index}")) for index in (0, 8)]
         twin = {**signals_[0], "correlation_id": "g-twin"}  # same triangle while g-0 runs: refused
-        await send_frames(settings.socket_path, [encode_frame(s) for s in [*signals_, twin]], progress=False)
-        await supervisor.wait_frames(3, 10)
+        busy = [set(find_triangles(markets)[index].pairs) for index in (0, 8)]
+        btc = next(t for t in find_triangles(markets, "BTC") if set(t.pairs) not in busy)
+        in_btc = make_signal(btc, markets, Decimal("0.002"),
+                             correlation_id="g-btc", now_ms=int(time.time() * 1000))
+        await send_frames(settings.socket_path, [encode_frame(s) for s in [*signals_, twin, in_btc]], progress=False)
+        await supervisor.wait_frames(4, 10)
         await supervisor.wait_idle(10)
         simulator.sim.update_knobs(reject={"next_n": 1, "code": "200004"})
         await send_frames(settings.socket_path, [encode_frame(restamped(fresh_signal(markets, 4, "g-rej")))],
                           progress=False)
-        await supervisor.wait_frames(4, 10)
+        await supervisor.wait_frames(5, 10)
         await supervisor.wait_idle(10)
         async with aiohttp.ClientSession() as session:
             async with session.get(f"http://{supervisor.metrics_address}/metrics") as response:
                 exposition = await response.text()
-    # the stop published the last refusals; the run left filled and failed reports
-    assert {r.status for r in await stream_reports(redis_url)} == {"filled", "failed"}
-    assert await redis_client.hget("trident:refusals", "triangle_busy") == b"1"
+    # the stop published the last refusals; the run left filled and failed reports in two quotes
+    reports = await stream_reports(redis_url)
+    assert {r.status for r in reports} == {"filled", "failed"}
+    assert {r.primary_quote for r in reports} == {"USDT", "BTC"}
+    refusals = {k.decode(): float(v) for k, v in (await redis_client.hgetall("trident:refusals")).items()}
+    assert refusals["triangle_busy"] == 1
 
     now_ms = int(time.time() * 1000)
-    checked = 0
+    panels = []
     for path in DASHBOARDS:
-        for panel, target in targets(json.loads(path.read_text()), "redis-datasource"):
-            frame = await run_redis_target(redis_client, target, now_ms - 3_600_000, now_ms + 60_000)
-            check_panel(panel, frame)
-            checked += 1
-    assert checked >= 8
+        for panel in json.loads(path.read_text())["panels"]:
+            redis_targets = [t for t in panel["targets"] if t["datasource"]["type"] == "redis-datasource"]
+            if redis_targets:
+                frames = [f for t in redis_targets for f in await plugin_frames(redis_client, t, now_ms - 3_600_000, now_ms)]
+                panels.append({"title": panel["title"], "transformations": panel.get("transformations", []),
+                               "frames": frames, "panel": panel})
+    drawn = transform(grafana_data, [{k: v for k, v in p.items() if k != "panel"} for p in panels])
+    by_title: dict[str, list[dict[str, Any]]] = {}
+    for spec, result in zip(panels, drawn, strict=True):
+        assert "error" not in result, f"{spec['title']}: {result.get('error')}"
+        check_drawn(spec["panel"], result["frames"])
+        by_title[spec["title"].split(" (")[0]] = result["frames"]
+    assert len(drawn) >= 9
+
+    # what the panels show is what the reports say
+    status = _columns(by_title["Executions by status"][0])
+    assert dict(zip(status["status"]["values"], status["correlation_id (count)"]["values"])) == Counter(
+        str(r.status) for r in reports)
+    reasons = _columns(by_title["Refusals by reason"][0])
+    assert dict(zip(reasons["Field"]["values"], next(f for n, f in reasons.items() if n != "Field")["values"])) == refusals
+    profit = _columns(by_title["Profit per primary quote"][0])
+    per_quote = {quote: profit["profit (sum)"]["values"][i] for i, quote in enumerate(profit["primary_quote"]["values"])}
+    assert per_quote.keys() == {"USDT", "BTC"}
+    for quote, shown in per_quote.items():
+        assert shown == pytest.approx(float(sum(r.profit for r in reports if r.primary_quote == quote)), abs=1e-9)
+    filled_ts = sorted(r.ts_ms for r in reports if r.status == "filled")
+    for title in ("Predicted vs effective bps", "Latency over time"):
+        times = next(f for f in by_title[title][0]["fields"] if f["type"] == "time")["values"]
+        assert sorted(times) == filled_ts and start_ms <= filled_ts[0], title
+    percentiles = _columns(by_title["Latency percentiles, filled executions"][0])
+    assert set(percentiles["Field"]["values"]) >= {"first_order_ms", "total_ms"}
+    assert {"50th %", "90th %", "99th %", "Max"} <= percentiles.keys()
+    assert all(v > 0 for v in percentiles["99th %"]["values"])
 
     families = list(text_string_to_metric_families(exposition))
     labels: dict[str, set[str]] = {}
