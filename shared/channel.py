@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections import deque
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import msgpack
@@ -51,6 +52,11 @@ class Done(NamedTuple):
     leg1_ms: float = 0.0
     leg2_ms: float = 0.0
     error_code: str = ""  # the exchange's error code when the exchange refused a leg
+    # What the account did, for the profit and fee counters (decimal strings: msgpack has no Decimal)
+    primary_quote: str = ""
+    spent: str = "0"  # primary quote that left the account, fees included
+    returned: str = "0"  # primary quote that came back
+    fees: tuple[tuple[str, str], ...] = ()  # (currency, amount) per currency a fee was charged in
 
     def to_wire(self) -> list[Any]:
         return [_DONE, *self]
@@ -76,7 +82,17 @@ class Hello(NamedTuple):
 
 
 Message = Job | Done | Cancel | Hello
-_BUILDERS: dict[int, type[Message]] = {_JOB: Job, _DONE: Done, _CANCEL: Cancel, _HELLO: Hello}
+
+
+def _done_from_wire(*fields: Any) -> Done:
+    """Done as sent: msgpack turns the `fees` pairs into lists, the record holds tuples."""
+    done = Done(*fields)
+    if not isinstance(done.fees, (list, tuple)):
+        raise TypeError("fees is not an array")
+    return done._replace(fees=tuple((str(currency), str(amount)) for currency, amount in done.fees))
+
+
+_BUILDERS: dict[int, Callable[..., Message]] = {_JOB: Job, _DONE: _done_from_wire, _CANCEL: Cancel, _HELLO: Hello}
 
 
 def decode_message(wire: Any) -> Message:

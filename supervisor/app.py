@@ -27,7 +27,7 @@ from shared.store.fleet import RefusalTally, publish_status, withdraw_status
 from shared.store.journal import Journal, journal_summary
 from shared.store.ratebudget import RateBudget
 from shared.store.registry import Registry
-from shared.store.reports import ReportPublisher
+from shared.store.reports import ReportPublisher, count_spooled
 from supervisor.admission import Admission
 from supervisor.control import ControlWatcher
 from supervisor.dispatch import WorkerPool
@@ -86,6 +86,7 @@ class Supervisor:
         self.refusal_tally = RefusalTally()
         self.outcomes: Counter[str] = Counter()
         self.started_ns = time.monotonic_ns()
+        self.budget_remaining = settings.rate_budget_limit  # refreshed by the status loop every second
         self._background: list[asyncio.Task[None]] = []
         self._releases: set[asyncio.Task[None]] = set()
         self._idle = asyncio.Event()
@@ -296,6 +297,10 @@ class Supervisor:
             "respawns": self.pool.respawns, "socket": self.settings.socket_path,
             "metrics": self.metrics_address, **self.control.status_fields(),
         }
+        fields["rate_budget_remaining"] = self.budget_remaining
+        spools = ["supervisor", *(f"worker-{i}" for i in range(self.settings.workers))] if self.settings.workers \
+            else ["supervisor", "inline"]  # the files worker.entry.spool_path and worker.inline write
+        fields.update({f"spooled:{spool}": n for spool, n in count_spooled(Path(self.settings.spool_dir), spools).items()})
         fields.update({f"refused:{reason}": n for reason, n in self.admission.refusals.items()})
         fields.update({f"outcome:{status}": n for status, n in self.outcomes.items()})
         return fields
@@ -312,6 +317,7 @@ class Supervisor:
         last_said = 0.0
         while True:
             try:
+                self.budget_remaining = await self.budget.remaining_now()
                 pending = self.refusal_tally.pending(self.admission.refusals)
                 await publish_status(self.redis, self.name, self.status(), pending)
                 self.refusal_tally.confirm(pending)

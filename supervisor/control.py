@@ -61,6 +61,7 @@ class ControlWatcher:
         self._interval_s = interval_s
         self.paused = False
         self.halted = False
+        self.redis_reachable = False  # the last refresh read Redis (polled every interval_s)
         self._halt_cancelled: set[str] = set()  # cancels already sent for the current halt
 
     async def run(self) -> None:
@@ -81,6 +82,7 @@ class ControlWatcher:
                 pipe.hmget(keys.CONFIG, "paused", "halt")
                 pipe.hgetall(keys.CANCEL)
                 (paused, halt), requests = await pipe.execute()
+            self.redis_reachable = True
             self.paused, self.halted = _flag(paused), _flag(halt)
             self._admission.paused = self.paused or self.halted
             if self.halted:
@@ -90,6 +92,7 @@ class ControlWatcher:
             if requests:
                 await self._apply_cancels(as_text(cid) for cid in requests)
         except (RedisError, OSError) as exc:  # nothing is admitted without Redis anyway
+            self.redis_reachable = False
             log.debug("control_refresh_failed", error=str(exc))
 
     async def _apply_halt(self) -> None:
@@ -122,4 +125,5 @@ class ControlWatcher:
 
     def status_fields(self) -> dict[str, int]:
         """For the status snapshot: what this supervisor believes the operator asked for (1 or 0)."""
-        return {"paused": int(self.paused or self.halted), "halted": int(self.halted)}
+        return {"paused": int(self.paused or self.halted), "halted": int(self.halted),
+                "redis_reachable": int(self.redis_reachable)}

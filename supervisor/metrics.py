@@ -49,6 +49,14 @@ def _number(fields: Mapping[str, StatusValue], name: str) -> float:
     return float(value) if isinstance(value, (int, float)) else 0.0
 
 
+def _amount(text: str) -> float:
+    """A decimal string from a worker as a counter increment; never negative (counters only rise)."""
+    try:
+        return max(float(text), 0.0)
+    except ValueError:
+        return 0.0
+
+
 class _StatusCollector(Collector):
     """Turns one `Supervisor.snapshot()` into metric families at each scrape."""
 
@@ -82,10 +90,20 @@ class _StatusCollector(Collector):
             ("trident_paused", "1 while the fleet is paused (or halted).", "paused"),
             ("trident_halted", "1 while the fleet is halted.", "halted"),
             ("trident_uptime_seconds", "Seconds since this supervisor started.", "uptime_s"),
+            ("trident_redis_reachable", "1 while this supervisor's last Redis poll (every 0.1 s) succeeded.",
+             "redis_reachable"),
+            ("trident_rate_budget_remaining", "Exchange weight left in the fleet's current rate window.",
+             "rate_budget_remaining"),
         ):
             gauge = GaugeMetricFamily(name, doc)
             gauge.add_metric([], _number(fields, field))
             yield gauge
+        spooled = GaugeMetricFamily("trident_spooled_reports", "Reports waiting in a local spool for Redis, by spool "
+                                    "(worker-N, inline, supervisor).", labels=["spool"])
+        for name in sorted(fields):
+            if name.startswith("spooled:"):
+                spooled.add_metric([name[8:]], _number(fields, name))
+        yield spooled
         info = GaugeMetricFamily("trident_info", "Constant 1, labelled with what this supervisor is.",
                                  labels=["version", "mode", "host"])
         info.add_metric([str(fields.get("version", "")), str(fields.get("mode", "")), str(fields.get("host", ""))], 1.0)
@@ -110,6 +128,13 @@ class SupervisorMetrics:
             "trident_execution_seconds", "Signal frame read to the execution's report, by status.", ["status"],
             buckets=EXECUTION_BUCKETS_S, registry=self.registry,
         )
+        # Profit is returned − spent: two counters, because a counter never goes down.
+        self.spent = Counter("trident_spent", "Primary quote that left the account, fees included, by quote.",
+                             ["quote"], registry=self.registry)
+        self.returned = Counter("trident_returned", "Primary quote that came back to the account, by quote.",
+                                ["quote"], registry=self.registry)
+        self.fees = Counter("trident_fees", "Exchange fees charged, by the currency they were charged in.",
+                            ["currency"], registry=self.registry)
         self.exchange_errors = Counter(
             "trident_exchange_errors", "Executions ended by an exchange error, by KuCoin code.", ["code"],
             registry=self.registry,
@@ -126,6 +151,11 @@ class SupervisorMetrics:
             self.execution.labels(done.status).observe(done.total_ms / 1000)
         if done.error_code:
             self.exchange_errors.labels(done.error_code).inc()
+        if done.primary_quote:
+            self.spent.labels(done.primary_quote).inc(_amount(done.spent))
+            self.returned.labels(done.primary_quote).inc(_amount(done.returned))
+        for currency, fee in done.fees:
+            self.fees.labels(currency).inc(_amount(fee))
 
     def render(self) -> bytes:
         """The text exposition format, as Prometheus scrapes it."""

@@ -22,6 +22,7 @@ from redis.exceptions import RedisError
 from shared.channel import Cancel, Channel, Done, Hello, Job, Message
 from shared.kucoin.rest import KucoinRest
 from shared.kucoin.session import make_session
+from shared.money import fmt_decimal
 from shared.report import ExecutionReport, Status
 from shared.settings import Settings
 from shared.signal import SignalError, parse_signal
@@ -156,11 +157,16 @@ class Worker:
 
 
 def _done_message(report: ExecutionReport) -> Done:
-    """Done with the report's timings, so the supervisor's histograms cover every worker."""
+    """Done with the report's timings and money, so the supervisor's metrics cover every worker."""
     legs = [fill.latency_ms for fill in report.fills[:3]]
     legs += [0.0] * (3 - len(legs))
+    fees: dict[str, Decimal] = {}
+    for charge in (*report.fills, *report.unwinds):
+        if charge.fee and charge.fee_currency:
+            fees[charge.fee_currency] = fees.get(charge.fee_currency, _D0) + charge.fee
     return Done(report.correlation_id, str(report.status), report.ts_ms, report.first_order_ms, report.total_ms,
-                *legs, report.error_code)
+                *legs, report.error_code, report.primary_quote, fmt_decimal(report.spent),
+                fmt_decimal(report.returned), tuple((currency, fmt_decimal(fee)) for currency, fee in sorted(fees.items())))
 
 
 def _failure(job: Job, context: ExecutionContext, error: str, error_code: str = "") -> ExecutionReport:

@@ -61,11 +61,12 @@ class RateBudget:
     window can only end later than that, never earlier, so the shortcut never admits wrongly.
     """
 
-    __slots__ = ("_limit", "_window_ms", "_observe", "_exhausted_until_ns")
+    __slots__ = ("_redis", "_limit", "_window_ms", "_observe", "_exhausted_until_ns")
 
     def __init__(self, redis: aioredis.Redis, *, limit: int, window_ms: int) -> None:
         if limit < 1 or window_ms < 1:
             raise ValueError(f"limit and window_ms must be >= 1, got {limit}, {window_ms}")
+        self._redis = redis
         self._limit = limit
         self._window_ms = window_ms
         self._observe = redis.register_script(_OBSERVE_LUA)
@@ -86,6 +87,16 @@ class RateBudget:
     def exhausted(self) -> bool:
         """True while a take was refused and its window has not ended (no Redis call)."""
         return time.monotonic_ns() < self._exhausted_until_ns
+
+    async def remaining_now(self) -> int:
+        """Weight left in the current window, fleet-wide (the whole limit once the window ended)."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.hmget(keys.RATE_BUDGET, "limit", "remaining", "window_end_ms")
+            pipe.time()
+            (limit, remaining, window_end_ms), (seconds, micros) = await pipe.execute()
+        if remaining is None or window_end_ms is None or int(window_end_ms) <= seconds * 1000 + micros // 1000:
+            return int(limit) if limit is not None else self._limit
+        return int(remaining)
 
     async def observe(self, limit: int, remaining: int, reset_ms: int) -> BudgetAnswer:
         """Correct the budget with the exchange's `gw-ratelimit-*` values (reset_ms relative to now)."""

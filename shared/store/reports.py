@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 import redis.asyncio as aioredis
@@ -25,7 +26,7 @@ from redis.exceptions import RedisError
 
 from shared.report import ExecutionReport, report_to_fields
 
-__all__ = ["ReportPublisher", "once_key"]
+__all__ = ["ReportPublisher", "count_spooled", "once_key"]
 
 log = structlog.get_logger(__name__)
 
@@ -129,3 +130,16 @@ class ReportPublisher:
         tmp = self._spool_path.with_suffix(".tmp")
         tmp.write_text("".join(json.dumps(f, separators=(",", ":")) + "\n" for f in remaining))
         os.replace(tmp, self._spool_path)
+
+
+def count_spooled(spool_dir: Path, expected: Iterable[str] = ()) -> dict[str, int]:
+    """Reports waiting in each spool file of `spool_dir` (one JSON line each), by file stem
+    (`worker-0`, `inline`, `supervisor`): read by another process, so counted from the files.
+    The `expected` spools count 0 when absent, so a gauge exists before the first outage."""
+    counts = dict.fromkeys(expected, 0)
+    for path in sorted(spool_dir.glob("*.spool")):
+        try:
+            counts[path.stem] = path.read_bytes().count(b"\n")
+        except OSError:  # replayed and removed between the listing and the read
+            counts[path.stem] = 0
+    return counts

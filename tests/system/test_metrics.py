@@ -97,6 +97,19 @@ async def test_scrape_counts_every_outcome_and_refusal_with_latency_histograms(
         assert got[("trident_leg_latency_seconds_sum", (("leg", str(leg)),))] == pytest.approx(
             sum(r.fills[leg].latency_ms for r in filled) / 1000)
     assert got[("trident_leg_latency_seconds_bucket", (("le", "+Inf"), ("leg", "0")))] == 2
+    # money per quote, so PnL needs no stream reads: profit = returned − spent, fees by currency
+    assert got[("trident_spent_total", (("quote", "USDT"),))] == pytest.approx(float(sum(r.spent for r in reports.values())))
+    assert got[("trident_returned_total", (("quote", "USDT"),))] == pytest.approx(
+        float(sum(r.returned for r in reports.values())))
+    fees: dict[str, float] = {}
+    for report in reports.values():
+        for fill in report.fills:
+            fees[fill.fee_currency] = fees.get(fill.fee_currency, 0.0) + float(fill.fee)
+    assert fees and {currency: got[("trident_fees_total", (("currency", currency),))] for currency in fees} == \
+        pytest.approx(fees)
+    assert got[("trident_redis_reachable", ())] == 1
+    assert got[("trident_paused", ())] == 0 and got[("trident_halted", ())] == 0
+    assert 0 < got[("trident_rate_budget_remaining", ())] <= settings.rate_budget_limit
 
 
 async def test_port_zero_disables_and_a_taken_port_does_not_stop_the_service(

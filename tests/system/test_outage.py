@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import redis.asyncio as aioredis
+from prometheus_client.parser import text_string_to_metric_families
 
 from shared.codec import encode_frame
 from shared.store import keys
@@ -80,6 +81,8 @@ async def test_redis_outage_fails_closed_spools_and_recovers_by_itself(
             await supervisor.wait_idle(10)
             spools = sorted(Path(settings.spool_dir).glob("worker-*.spool"))
             assert sum(len(p.read_text().splitlines()) for p in spools) == len(triangles)
+            await _until_sync(lambda: _scraped(supervisor, "trident_redis_reachable") == 0, 5)
+            assert _scraped(supervisor, "trident_spooled_reports") == len(triangles)  # the alerts' inputs
             assert supervisor.pool.alive == settings.workers and supervisor.pool.respawns == 0
             assert not any(task.done() for task in loops)  # status, renew, sweep, config, replayer
 
@@ -88,6 +91,8 @@ async def test_redis_outage_fails_closed_spools_and_recovers_by_itself(
             durable_redis.start()
             await _until(lambda: _has_reports(url, "a-", len(triangles)), 10)
             assert not any(Path(settings.spool_dir).glob("worker-*.spool"))
+            await _until_sync(lambda: _scraped(supervisor, "trident_redis_reachable") == 1, 5)
+            assert _scraped(supervisor, "trident_spooled_reports") == 0
             await client.delete(status_key)  # the AOF kept it: it must be written anew
             await _until(lambda: client.exists(status_key), 5)  # the status loop writes again
             await registry.set_config(paused=True)
@@ -115,6 +120,18 @@ async def test_redis_outage_fails_closed_spools_and_recovers_by_itself(
     for report in reports:
         by_worker[report.worker].append(report.ts_ms)
     assert all(times == sorted(times) for times in by_worker.values())  # each worker's order kept
+
+
+def _scraped(supervisor: Supervisor, name: str) -> float:
+    """The sum of one metric's samples in the supervisor's Prometheus exposition."""
+    return sum(sample.value for family in text_string_to_metric_families(supervisor.metrics.render().decode())
+               for sample in family.samples if sample.name == name)
+
+
+async def _until_sync(condition: Callable[[], bool], timeout_s: float) -> None:
+    async with asyncio.timeout(timeout_s):
+        while not condition():
+            await asyncio.sleep(0.01)
 
 
 async def _has_reports(url: str, prefix: str, count: int) -> bool:

@@ -15,6 +15,8 @@ async def test_records_round_trip_in_order_and_eof() -> None:
         Job("c-1", {"legs": [], "x": "1.5"}, 1_700_000_000_000, 123_456_789),
         Cancel("c-1"),
         Done("c-1", "filled", 1_700_000_000_123),
+        Done("c-2", "filled", 1_700_000_000_124, 0.4, 9.5, 1.0, 2.0, 3.0, "", "USDT", "100.1", "100.3",
+             (("BTC", "0.0000001"), ("USDT", "0.1"))),
     ] * 50
     for message in sent:
         a.send(message)
