@@ -36,6 +36,7 @@ from tools.synthetic import fetch_markets, restamped
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 VENV_BIN = str(Path(sys.executable).parent)
+REPORT_ENTRY_BYTES = 2_800  # Redis memory per 3-leg report in the stream (MEMORY USAGE; redis.conf's note)
 
 
 def free_ports(count: int) -> list[int]:
@@ -91,6 +92,8 @@ async def test_redis_conf_loads_with_aof_everysec_and_noeviction(binary: str, tm
         config = await client.config_get("*")
         durability = (config["appendonly"], config["appendfsync"], config["maxmemory-policy"])
         assert durability == ("yes", "everysec", "noeviction")
+        # bounded memory, with room for a full report stream (~2.8 KB an entry, see the note) twice over
+        assert int(config["maxmemory"]) >= 2 * 1.1 * load_settings(env={}).report_maxlen * REPORT_ENTRY_BYTES
         assert config["bind"].split() == ["127.0.0.1"]
         await client.xadd("trident:reports", {"status": "filled"})
         assert any(tmp_path.rglob("trident.aof*"))  # the append-only file is there
@@ -177,6 +180,26 @@ def test_systemd_unit_socket_in_runtime_directory_mixed_kill_and_fast_stop(tmp_p
         copy.write_text((DEPLOY / "systemd" / name).read_text().replace("/opt/trident/.venv/bin", VENV_BIN))
         result = subprocess.run(["systemd-analyze", "verify", str(copy)], capture_output=True, text=True, check=False)
         assert str(copy) not in result.stderr and name not in result.stderr, result.stderr
+
+
+def test_systemd_unit_is_hardened_to_3_5_and_its_documentation_is_installed(tmp_path: Path) -> None:
+    text = (DEPLOY / "systemd" / "trident.service").read_text()
+    docs = unit(DEPLOY / "systemd" / "trident.service")["Unit"]["Documentation"][0].split()
+    installs = [shlex.split(line.lstrip("# ").split("#")[0]) for line in text.splitlines()
+                if line.startswith("#   install -D") and " -t " in line]
+    installed = {str(Path(argv[argv.index("-t") + 1]) / Path(name).name): ROOT / name
+                 for argv in installs for name in argv[argv.index("-t") + 2:]}
+    for url in docs:  # every page it names is one the documented install creates, from a file that exists
+        assert url.startswith("file://") and url[7:] in installed and installed[url[7:]].is_file(), url
+    if shutil.which("systemd-analyze") is None:
+        pytest.skip("systemd-analyze is not installed: the exposure score cannot be computed")
+    copy = tmp_path / "trident.service"
+    copy.write_text(text.replace("/opt/trident/.venv/bin", VENV_BIN))
+    result = subprocess.run(["systemd-analyze", "security", "--offline=yes", "--no-pager", str(copy)],
+                            capture_output=True, text=True, check=False)
+    score = re.search(r"Overall exposure level for trident\.service: ([0-9.]+)", result.stdout)
+    assert score is not None, result.stdout + result.stderr
+    assert float(score.group(1)) <= 3.5, result.stdout
 
 
 def test_the_guides_trident_commands_parse() -> None:
