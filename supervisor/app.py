@@ -7,6 +7,7 @@ a worker says done, and reports executions of a worker that died as `lost` befor
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import time
@@ -28,6 +29,7 @@ from shared.store.journal import Journal, journal_summary
 from shared.store.ratebudget import RateBudget
 from shared.store.registry import Registry
 from shared.store.reports import ReportPublisher, count_spooled
+from shared.store.rollup import RollupWriter
 from supervisor.admission import Admission
 from supervisor.control import ControlWatcher
 from supervisor.dispatch import WorkerPool
@@ -49,6 +51,7 @@ _STOP_RELEASE_WAIT_S = 5.0
 _REDIS_DOWN_REPEAT_S = 10.0
 # Journal order states whose outcome at the exchange is not known (shared/store/journal.py).
 _UNRESOLVED = frozenset(("placing", "unknown"))
+ROLLUP_INTERVAL_S = 5.0  # a minute's roll-up lands 2-7 s after it ends; the lease (15 s) outlives 2 misses
 # The installed distribution's version (pyproject.toml), never a second copy of it.
 VERSION = package_version("trident")
 
@@ -77,6 +80,7 @@ class Supervisor:
             settings.correlation_retention_s * 1000,
         )
         self.control = ControlWatcher(self.redis, self.admission, self.pool)
+        self.rollup = RollupWriter(self.redis, self.name, source=settings.report_stream)
         self.metrics = SupervisorMetrics(self.snapshot)
         self.metrics_server = (
             MetricsServer(self.metrics.render, settings.metrics_host, settings.metrics_port)
@@ -105,6 +109,7 @@ class Supervisor:
             asyncio.create_task(self.control.run()),
             asyncio.create_task(self._status_loop()),
             asyncio.create_task(self.publisher.run_replayer()),
+            asyncio.create_task(self._rollup_loop()),
         ]
         log.info("supervisor_started", mode=self.settings.mode, workers=self.settings.workers,
                  socket=self.settings.socket_path, name=self.name, metrics=self.metrics_address)
@@ -138,6 +143,8 @@ class Supervisor:
         if stuck:
             log.error("background_tasks_ignored_cancel", tasks=[task.get_coro().__qualname__ for task in stuck])
         await self.publisher.replay()
+        with contextlib.suppress(RedisError, OSError):  # else the lease expires and another takes over
+            await self.rollup.resign()
         if self.metrics_server is not None:
             await self.metrics_server.stop()
         try:
@@ -286,6 +293,18 @@ class Supervisor:
                 continue
             if expired:
                 log.warning("leases_expired", lease_ids=expired)
+
+    async def _rollup_loop(self) -> None:
+        """Every 5 s: hold or try the fleet's roll-up lease and, when held, roll finished minutes."""
+        while True:
+            try:
+                if await self.rollup.step():
+                    log.debug("rollup_written")
+            except (RedisError, OSError) as exc:
+                log.debug("rollup_failed", error=str(exc))
+                if (task := asyncio.current_task()) is not None and task.cancelling():
+                    raise asyncio.CancelledError from exc  # a cancel the Redis client turned into an error
+            await asyncio.sleep(ROLLUP_INTERVAL_S)
 
     def snapshot(self) -> dict[str, StatusValue]:
         """What this supervisor is and has counted, counters as numbers: the metrics read this."""

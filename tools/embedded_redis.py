@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 __all__ = ["find_redis_server", "EmbeddedRedis", "RedisServerMissing"]
@@ -57,13 +58,15 @@ def find_redis_server() -> str:
 class EmbeddedRedis:
     """Start/stop one redis-server bound only to a Unix socket in a private directory."""
 
-    def __init__(self, directory: str | None = None, *, binary: str | None = None, port: int = 0) -> None:
+    def __init__(self, directory: str | None = None, *, binary: str | None = None, port: int = 0,
+                 extra_args: Sequence[str] = ()) -> None:
         self._own_dir = directory is None
         self.directory = Path(directory or tempfile.mkdtemp(prefix="trident-redis-"))
         self.directory.mkdir(parents=True, exist_ok=True)
         self.binary = binary or find_redis_server()
         self.socket_path = self.directory / "redis.sock"
         self.port = port
+        self.extra_args = list(extra_args)  # e.g. ["--replicaof", "127.0.0.1", "6379"]
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -81,6 +84,7 @@ class EmbeddedRedis:
             "--appendonly", "no",
             "--dir", str(self.directory),
             "--logfile", str(self.directory / "redis.log"),
+            *self.extra_args,
         ]
         self._proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout_s

@@ -29,6 +29,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from shared.codec import encode_frame
+from shared.store.rollup import GRACE_MS, MINUTE_MS, RollupWriter
 from sim.server import RunningSimulator
 from tests.support.e2e import (
     e2e_settings,
@@ -121,6 +122,8 @@ async def test_every_dashboard_query_reads_what_a_real_run_writes(
     refusals = {k.decode(): float(v) for k, v in (await redis_client.hgetall("trident:refusals")).items()}
     assert refusals["triangle_busy"] == 1
 
+    # the fleet's roll-up writer, made to roll the current minute too
+    await RollupWriter(redis_client, "test").roll(now_ms=int(time.time() * 1000) + MINUTE_MS + GRACE_MS)
     now_ms = int(time.time() * 1000)
     panels = []
     for path in DASHBOARDS:
@@ -136,7 +139,7 @@ async def test_every_dashboard_query_reads_what_a_real_run_writes(
         assert "error" not in result, f"{spec['title']}: {result.get('error')}"
         check_drawn(spec["panel"], result["frames"])
         by_title[spec["title"].split(" (")[0]] = result["frames"]
-    assert len(drawn) >= 9
+    assert len(drawn) >= 12
 
     # what the panels show is what the reports say
     status = _columns(by_title["Executions by status"][0])
@@ -153,6 +156,12 @@ async def test_every_dashboard_query_reads_what_a_real_run_writes(
     for title in ("Predicted vs effective bps", "Latency over time"):
         times = next(f for f in by_title[title][0]["fields"] if f["type"] == "time")["values"]
         assert sorted(times) == filled_ts and start_ms <= filled_ts[0], title
+    per_minute = _columns(by_title["Executions per minute by status"][0])
+    assert sum(sum(f["values"]) for name, f in per_minute.items() if f["type"] == "number") == len(reports)
+    minute_profit = _columns(by_title["Profit per minute per primary quote"][0])
+    assert {name for name in minute_profit if minute_profit[name]["type"] == "number"} == {"profit_USDT", "profit_BTC"}
+    for quote, shown in per_quote.items():
+        assert sum(minute_profit[f"profit_{quote}"]["values"]) == pytest.approx(shown, abs=1e-9)
     percentiles = _columns(by_title["Latency percentiles, filled executions"][0])
     assert set(percentiles["Field"]["values"]) >= {"first_order_ms", "total_ms"}
     assert {"50th %", "90th %", "99th %", "Max"} <= percentiles.keys()
