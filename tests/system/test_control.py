@@ -74,6 +74,8 @@ LOOK = {
     "status": "redis-cli HGETALL trident:status:<host>:<pid>",
     "health_scan": "redis-cli --scan --pattern 'trident:health:*'",
     "health": "redis-cli GET trident:health:<host>:<pid>:w0",
+    "rollup": "redis-cli XREVRANGE trident:reports:1m + - COUNT 5",
+    "rollup_leader": "redis-cli GET trident:rollup:leader",
 }
 
 Cli = Callable[..., Awaitable[str]]
@@ -276,3 +278,9 @@ async def test_fleet_status_and_worker_health_are_listable(
     assert re.search(r"pid=\d+ ongoing=0 done=1 filled=1 spooled=0", line), line
     ttl_ms = await redis_client.pttl(health_key)
     assert 0 < ttl_ms <= 3000
+    # the fleet's only supervisor leads the roll-up and, at its first step, rolls the past hour
+    async with asyncio.timeout(5):
+        while await cli(LOOK["rollup_leader"]) != f"{trident.name}\n":
+            await asyncio.sleep(0.05)
+    rolled = (await cli(LOOK["rollup"])).split("\n")
+    assert rolled.count("minute_ms") == 5 and rolled.count("count_filled") == 5, rolled
