@@ -265,7 +265,16 @@ def _parse_correlation_id(raw: object) -> str:
     return raw  # type: ignore[return-value]
 
 
+def _check_not_cancelled(flag: object) -> None:
+    """The seed aborted a signal whose `_cancelled` flag was set; Trident refuses it at the door."""
+    if flag is True:
+        raise SignalError("cancelled", "the signal carries _cancelled: true")
+    if flag is not None and flag is not False:
+        raise SignalError("bad_type", f"_cancelled must be true or false, got {show_value(flag)}")
+
+
 def _parse(raw: Mapping) -> Signal:
+    _check_not_cancelled(raw.get("_cancelled"))
     legs_raw = required(raw, "legs", "")
     if type(legs_raw) is not list and type(legs_raw) is not tuple:
         raise SignalError("bad_legs", f"legs must be a list of 3 legs, got {type(legs_raw).__name__}")

@@ -23,7 +23,7 @@ __all__ = [
 REASONS: tuple[str, ...] = (
     "not_a_map", "missing_field", "bad_type", "bad_number", "bad_legs", "bad_pair", "bad_side",
     "broken_chain", "missing_book", "below_min_size", "bad_triangle_key", "bad_correlation_id",
-    "bad_volume",
+    "bad_volume", "cancelled",
 )  # fmt: skip
 
 

@@ -77,6 +77,9 @@ class Admission:
         try:
             signal = parse_signal(raw)
         except SignalError as exc:
+            if exc.reason == "cancelled":  # the engine's own abort, not bad input
+                self.refuse(exc.reason, exc.message, _cid_of(raw))
+                return None
             self.refusals[exc.reason] += 1
             log.warning("signal_invalid", reason=exc.reason, detail=exc.message, correlation_id=_cid_of(raw))
             return None

@@ -33,7 +33,7 @@ from worker.context import ExecutionContext, exchange_error_code
 from worker.live import LiveRuntime, execute_live
 from worker.paper import execute_paper
 
-__all__ = ["WorkerSpec", "Worker", "ExecutorResources", "keepalive"]
+__all__ = ["WorkerSpec", "Worker", "ExecutorResources", "keepalive", "ping"]
 
 log = structlog.get_logger(__name__)
 _D0 = Decimal(0)
@@ -182,12 +182,28 @@ def _failure(job: Job, context: ExecutionContext, error: str, error_code: str = 
     )
 
 
+# What the paper keep-alive validates, as the seed did: a 1 USDT market buy of BTC-USDT (an
+# order test never enters matching). An answer refusing it still went through the signed path.
+KEEPALIVE_SYMBOL = "BTC-USDT"
+KEEPALIVE_FUNDS = Decimal(1)
+
+
+async def ping(client: KucoinRest, mode: str) -> None:
+    """One keep-alive call: paper keeps the signed order-test POST warm (the path every paper
+    triangle takes), live the public server-time GET (its orders keep the signed path busy, and
+    the order-test path must never spend the live account's weight idly)."""
+    if mode == "paper":
+        await client.order_test(KEEPALIVE_SYMBOL, "buy", funds=KEEPALIVE_FUNDS)
+    else:
+        await client.server_time()
+
+
 async def keepalive(client: KucoinRest, settings: Settings) -> None:
     """Keep the connection to the exchange warm, as the seed did: an idle socket costs a handshake."""
     while True:
         await asyncio.sleep(settings.keepalive_s)
         try:
-            await client.server_time()
+            await ping(client, settings.mode)
         except Exception as exc:  # a failed ping is not fatal; the next order reconnects
             log.debug("keepalive_failed", error=str(exc))
 
@@ -203,10 +219,12 @@ class ExecutorResources:
         self.redis = connect(settings, "worker")
         self.client = KucoinRest(self.session, settings.exchange_url, settings.credentials,
                                  timeout_s=settings.http_timeout_s)
-        # Pings go through their own client on the same warm session: the public pool's
-        # gw-ratelimit-* headers must never reach the fleet's Spot budget through
-        # `client.last_rate_limit`.
-        self.pinger = KucoinRest(self.session, settings.exchange_url, timeout_s=settings.http_timeout_s)
+        # Pings go through their own client on the same warm session, so their gw-ratelimit-*
+        # headers (the public pool's in live mode) never reach the fleet's Spot budget through
+        # `client.last_rate_limit`; paper pings are signed (order test), so it holds the keys.
+        self.pinger = KucoinRest(self.session, settings.exchange_url,
+                                 settings.credentials if settings.mode == "paper" else None,
+                                 timeout_s=settings.http_timeout_s)
         self.publisher = ReportPublisher(self.redis, settings.report_stream, settings.report_maxlen, spool,
                                          settings.correlation_retention_s * 1000)
         self.budget = RateBudget(self.redis, limit=settings.rate_budget_limit,

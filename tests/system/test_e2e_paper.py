@@ -144,3 +144,19 @@ async def test_killed_worker_reports_lost_releases_and_is_replaced(
     assert statuses["kill-1"][0] == "lost" and "exited" in statuses["kill-1"][1]
     assert "no order was placed" in statuses["kill-1"][1]  # paper: order tests only, no journal
     assert statuses["kill-2"] == ("filled", "")
+
+
+async def test_a_signal_marked_cancelled_is_refused_and_never_reaches_the_exchange(
+    redis_url: str, simulator: RunningSimulator, workdir: Path
+) -> None:
+    markets = await markets_of(simulator)
+    cancelled = {**fresh_signal(markets, 0, "gone-1"), "_cancelled": True}
+    kept = fresh_signal(markets, 1, "kept-1")
+    settings = e2e_settings(redis_url, simulator.url, workdir)
+    async with running_supervisor(settings) as supervisor:
+        await send_frames(settings.socket_path, [encode_frame(cancelled), encode_frame(kept)], progress=False)
+        await supervisor.wait_frames(2, 10)
+        await supervisor.wait_idle(10)
+        assert supervisor.admission.refusals["cancelled"] == 1
+    assert [r.correlation_id for r in await stream_reports(redis_url)] == ["kept-1"]
+    assert {e.client_oid for e in simulator.sim.order_log.entries()} == {client_oid("kept-1", leg) for leg in range(3)}

@@ -314,3 +314,15 @@ async def test_an_execution_is_never_run_twice_nor_without_its_journal(tmp_path:
             await dead.aclose()
         assert blind.status == Status.FAILED and "journal unavailable" in blind.error
         assert len(v.orders()) == 3
+
+
+async def test_private_websocket_down_legs_still_run_and_learn_fills_by_query(tmp_path: Path, redis_url: str) -> None:
+    """The seed failed a live leg with `ws_not_connected`; here a leg never waits on a socket that is down."""
+    async with venue(tmp_path, redis_url) as v:
+        await v.ws.close()
+        assert not v.ws.connected
+        report = await v.execute(v.runtime("ws"))
+        assert report.status == Status.FILLED
+        assert all(fill.latency_ms < 1000 for fill in report.fills)  # none waited out fill_timeout_s (2 s)
+        assert [e.client_oid for e in v.orders()] == [client_oid("live-1", i) for i in range(3)]
+        v.assert_reconciles(report)

@@ -116,6 +116,8 @@ REJECTIONS: list[tuple[str, tuple[Any, ...], Any, str]] = [
     ("missing_field", ("legs", 0, "pair"), _DELETE, "legs[0].pair"),
     ("missing_field", ("legs", 2, "side"), _DELETE, "legs[2].side"),
     ("missing_field", ("books", 0, "asks", 0, "price"), _DELETE, "books[0].asks[0]"),
+    ("cancelled", ("_cancelled",), True, "_cancelled"),
+    ("bad_type", ("_cancelled",), "yes", "_cancelled"),
     ("bad_type", ("live",), "yes", "live"),
     ("bad_type", ("live",), 1, "live"),
     ("bad_type", ("legs", 0), "BTC-USDT", "legs[0]"),
