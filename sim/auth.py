@@ -5,9 +5,10 @@ sharing no code with the client's signer (`shared/kucoin/auth.py`): a signing bu
 shows up as a refusal by the other, and the notes' four test vectors pin both.
 
 KuCoin signs `timestamp + METHOD + path(?query) + body` with HMAC-SHA256 keyed by the API secret,
-base64-encoded. The signature is checked over the raw path and query as received and the raw
-body bytes, so a client that signs one serialisation and sends another is caught, as it would
-be on KuCoin. The key version comes from `KC-API-KEY-VERSION` (absent means 1, as for keys
+base64-encoded. The signature is checked over the path as received, the query URL-*decoded*
+(KuCoin's own SDK signs `symbols=A,B` and sends `symbols=A%2CB`; the exchange accepts it) and
+the raw body bytes, so a client that signs one body and sends another is caught, as it would be
+on KuCoin. The key version comes from `KC-API-KEY-VERSION` (absent means 1, as for keys
 created before the header existed): version 1 sends the passphrase plain, versions 2 and 3
 send it as base64(HMAC-SHA256(secret, passphrase)). Checks run in this order: missing header
 (400001), key version (400009), timestamp within the window (400002), key (400003), passphrase
@@ -20,6 +21,7 @@ import base64
 import hashlib
 import hmac
 from collections.abc import Mapping
+from urllib.parse import unquote
 
 from shared.credentials import Credentials
 from shared.kucoin.constants import (
@@ -45,6 +47,12 @@ _VERSIONS = frozenset({"1", "2", "3"})
 
 def _hmac_b64(secret: str, message: bytes) -> str:
     return base64.b64encode(hmac.digest(secret.encode(), message, hashlib.sha256)).decode()
+
+
+def signed_path(raw_path: str) -> str:
+    """What KuCoin signs of a request target: the path as sent and its query percent-decoded."""
+    path, mark, query = raw_path.partition("?")
+    return path + mark + unquote(query) if mark else path
 
 
 def expected_signature(secret: str, timestamp: str, method: str, raw_path: str, body: bytes) -> str:
@@ -83,6 +91,6 @@ class Verifier:
         wanted_passphrase = self._credentials.api_passphrase if version == "1" else self._encrypted_passphrase
         if not hmac.compare_digest(passphrase.encode(), wanted_passphrase.encode()):
             raise KucoinError(BAD_PASSPHRASE)
-        wanted_sign = expected_signature(self._credentials.api_secret, timestamp, method, raw_path, body)
+        wanted_sign = expected_signature(self._credentials.api_secret, timestamp, method, signed_path(raw_path), body)
         if not hmac.compare_digest(signature.encode(), wanted_sign.encode()):
             raise KucoinError(BAD_SIGN)

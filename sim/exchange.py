@@ -7,7 +7,7 @@ Balances are checked before matching against the worst case the order's paramete
 would take), so a refused order changes nothing.
 
 Limit orders take what crosses (at the taker rate) and rest the remainder (GTC) with its funds
-held, or cancel it (IOC; FOK cancels all unless fully filled; a crossing post-only order is
+held (GTT as GTC: expiry is not modelled), or cancel it (IOC; FOK cancels all unless fully filled; a crossing post-only order is
 cancelled). Resting orders are not shown on the books and never match later: the books are
 the market, the account is a price taker.
 """
@@ -69,7 +69,7 @@ class Exchange:
             raise KucoinError(DUPLICATE_CLIENT_OID)
         symbol = req.symbol
         fill = self._plan(req, knobs)
-        may_rest = req.type == "limit" and req.time_in_force == "GTC"
+        may_rest = req.type == "limit" and req.time_in_force in ("GTC", "GTT")
         if req.type == "limit":
             if req.post_only and fill.takes:
                 fill, may_rest = _NO_FILL, False

@@ -27,7 +27,7 @@ __all__ = ["OrderRequest", "Order", "parse_order_request"]
 
 _CLIENT_OID = re.compile(r"[A-Za-z0-9_-]{1,40}")
 _STP = frozenset({"DC", "CO", "CN", "CB"})
-_TIME_IN_FORCE = frozenset({"GTC", "IOC", "FOK"})
+_TIME_IN_FORCE = frozenset({"GTC", "GTT", "IOC", "FOK"})  # GTT rests like GTC (cancelAfter is not modelled)
 _ZERO = Decimal(0)
 
 
@@ -195,6 +195,11 @@ class Order:
             return _ZERO
         return self.size - self.deal_size - self.cancelled_size
 
+    @property
+    def remain_funds(self) -> Decimal:
+        """KuCoin's `remainFunds`: `funds − dealFunds` for an order placed by funds, else zero."""
+        return self.funds - self.deal_funds if self.funds > 0 else _ZERO
+
     def to_wire(self) -> dict[str, Any]:
         """The full HF order (`GET /api/v1/hf/orders/{id}`), amounts as decimal strings."""
         return {
@@ -210,12 +215,12 @@ class Order:
             "dealSize": fmt_decimal(self.deal_size),
             "dealFunds": fmt_decimal(self.deal_funds),
             "remainSize": fmt_decimal(self.remain_size),
-            "remainFunds": "0",
+            "remainFunds": fmt_decimal(self.remain_funds),
             "cancelledSize": fmt_decimal(self.cancelled_size),
             "cancelledFunds": fmt_decimal(self.cancelled_funds),
             "fee": fmt_decimal(self.fee),
             "feeCurrency": self.fee_currency,
-            "stp": self.stp or "",
+            "stp": self.stp,  # null when unset: strict clients (KuCoin's SDK) refuse ""
             "timeInForce": self.time_in_force,
             "postOnly": self.post_only,
             "hidden": False,

@@ -76,6 +76,7 @@ async def test_market_buy_by_funds_walks_two_levels_with_the_fee_on_top(rig: Rig
     assert order.deal_funds == D("50") + D("0.0009998") * D("50010") == D("99.999998")
     assert order.fee == D("99.999998") * D("0.001") and order.fee_currency == "USDT"
     assert not order.active and order.client_oid == "buy-1"
+    assert order.remain_funds == D("100") - order.deal_funds == D("0.000002")  # KuCoin: funds − dealFunds
     assert await _balance(rig.client, "USDT") == D("1000") - D("99.999998") - D("0.099999998")
     assert await _balance(rig.client, "BTC") == D("1.0019998")
     assert (await rig.client.get_order_by_client_oid("buy-1", "BTC-USDT")).id == ack.order_id

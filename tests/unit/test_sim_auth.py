@@ -94,6 +94,17 @@ async def test_signature_covers_raw_query(harness: SimHarness) -> None:
     assert [fee["symbol"] for fee in good.data] == ["BTC-USDT", "ETH-BTC"]
 
 
+async def test_signature_is_over_the_decoded_query_as_kucoins_sdk_signs_it(harness: SimHarness) -> None:
+    # the official SDK signs `symbols=A,B` and sends `symbols=A%2CB`; KuCoin accepts it
+    headers = harness.signer.headers("GET", "/api/v1/trade-fees?symbols=BTC-USDT,ETH-BTC")
+    sent = "/api/v1/trade-fees?symbols=BTC-USDT%2CETH-BTC"
+    answer = await harness.call("GET", sent, signed=False, headers=headers)
+    assert [fee["symbol"] for fee in answer.data] == ["BTC-USDT", "ETH-BTC"]
+    # signing the encoded form is signing something KuCoin never checks
+    encoded = harness.signer.headers("GET", sent)
+    assert (await harness.call("GET", sent, signed=False, headers=encoded)).code == "400005"
+
+
 @pytest.mark.parametrize("version", ["4", "0", "two"])
 async def test_bad_key_version(harness: SimHarness, version: str) -> None:
     headers = harness.signer.headers("GET", ACCOUNTS)

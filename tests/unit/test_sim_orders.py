@@ -190,6 +190,25 @@ async def test_get_by_id_and_client_oid_full_shape(harness: SimHarness) -> None:
     assert no_symbol.code == "400100"
 
 
+async def test_stp_is_null_unless_set_and_remain_funds_is_funds_minus_deal_funds(harness: SimHarness) -> None:
+    await harness.place(market("buy", "plain", funds="100"))
+    plain = (await harness.get_by_client_oid("plain")).data
+    assert plain["stp"] is None  # KuCoin's SDK refuses "" here
+    assert D(plain["remainFunds"]) == D("100") - D(plain["dealFunds"]) == D("0.000002")
+    await harness.place({**market("sell", "with-stp", size="0.001"), "stp": "CN"})
+    with_stp = (await harness.get_by_client_oid("with-stp")).data
+    assert (with_stp["stp"], with_stp["remainFunds"]) == ("CN", "0")  # by size: no funds to remain
+
+
+async def test_good_till_time_limit_order_is_accepted_and_rests(harness: SimHarness) -> None:
+    limit = {"clientOid": "gtt", "symbol": "BTC-USDT", "side": "buy", "type": "limit", "price": "49000",
+             "size": "0.001", "timeInForce": "GTT", "cancelAfter": 3600}
+    sync = (await harness.place(limit, kind="sync")).data
+    assert (sync["status"], sync["remainSize"]) == ("open", "0.001")
+    order = (await harness.get_by_client_oid("gtt")).data
+    assert (order["timeInForce"], order["active"]) == ("GTT", True)
+
+
 async def test_cancel_market_order_refused_limit_order_cancelled(harness: SimHarness) -> None:
     market_id = (await harness.place(market("buy", "m", funds="10"))).data["orderId"]
     refused = await harness.call("DELETE", f"/api/v1/hf/orders/{market_id}?symbol=BTC-USDT")
