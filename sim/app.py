@@ -239,11 +239,13 @@ class _Endpoints:
         return self._sim.exchange.test(self._order_request(request), self._sim.knobs)
 
     async def get_order(self, request: web.Request) -> dict[str, Any]:
-        return self._sim.exchange.find(request.match_info["orderId"], _symbol_param(request)).to_wire()
+        hf_code = self._sim.knobs.order_not_exist_126043
+        return self._sim.exchange.find(request.match_info["orderId"], _symbol_param(request), hf_code).to_wire()
 
     async def get_by_client_oid(self, request: web.Request) -> dict[str, Any]:
         exchange = self._sim.exchange
-        return exchange.find_by_client_oid(request.match_info["clientOid"], _symbol_param(request)).to_wire()
+        hf_code = self._sim.knobs.order_not_exist_126043
+        return exchange.find_by_client_oid(request.match_info["clientOid"], _symbol_param(request), hf_code).to_wire()
 
     async def cancel(self, request: web.Request) -> dict[str, str]:
         order_id, symbol = request.match_info["orderId"], _symbol_param(request)

@@ -20,7 +20,13 @@ import uuid
 from collections.abc import Callable
 from decimal import Decimal
 
-from shared.kucoin.constants import DUPLICATE_CLIENT_OID, PARAMETER_ERROR
+from shared.kucoin.constants import (
+    DUPLICATE_CLIENT_OID,
+    ORDER_NOT_EXIST,
+    ORDER_NOT_EXIST_MSG,
+    PARAMETER_ERROR,
+    PARAMETER_ORDER_NOT_EXIST_MSG,
+)
 from shared.money import fmt_decimal, round_down
 from sim.errors import KucoinError
 from sim.knobs import Knobs
@@ -32,8 +38,15 @@ __all__ = ["Exchange"]
 
 _ZERO = Decimal(0)
 _NO_FILL = Fill((), _ZERO, _ZERO, True)
-_ORDER_NOT_FOUND_MSG = "order not exist."
 _NOT_CANCELLABLE_MSG = "order_not_exist_or_not_allow_to_cancel"
+
+
+def _found(order: Order | None, symbol: str, hf_code: bool) -> Order:
+    if order is None or order.symbol != symbol:
+        if hf_code:
+            raise KucoinError(ORDER_NOT_EXIST, ORDER_NOT_EXIST_MSG)
+        raise KucoinError(PARAMETER_ERROR, PARAMETER_ORDER_NOT_EXIST_MSG)
+    return order
 
 
 def _now_ms() -> int:
@@ -169,18 +182,13 @@ class Exchange:
             spent = fill.deal_funds + (order.fee if fee_inside_funds and req.side == "buy" else _ZERO)
             order.cancelled_funds = req.funds - spent
 
-    def find(self, order_id: str, symbol: str) -> Order:
-        """The order with this id on this symbol (KuCoin requires the symbol on HF queries)."""
-        order = self._by_id.get(order_id)
-        if order is None or order.symbol != symbol:
-            raise KucoinError(PARAMETER_ERROR, _ORDER_NOT_FOUND_MSG)
-        return order
+    def find(self, order_id: str, symbol: str, hf_code: bool = False) -> Order:
+        """The order with this id on this symbol (KuCoin requires the symbol on HF queries);
+        not found is 400100 `order not exist.`, or HF's 126043 when `hf_code`."""
+        return _found(self._by_id.get(order_id), symbol, hf_code)
 
-    def find_by_client_oid(self, client_oid: str, symbol: str) -> Order:
-        order = self._by_client_oid.get(client_oid)
-        if order is None or order.symbol != symbol:
-            raise KucoinError(PARAMETER_ERROR, _ORDER_NOT_FOUND_MSG)
-        return order
+    def find_by_client_oid(self, client_oid: str, symbol: str, hf_code: bool = False) -> Order:
+        return _found(self._by_client_oid.get(client_oid), symbol, hf_code)
 
     def cancel(
         self, order_id: str, symbol: str, on_cancel: Callable[[Order, Decimal], None] | None = None

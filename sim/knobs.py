@@ -14,7 +14,8 @@ JSON accepted by `Knobs.update` (and `POST /_sim/knobs`), every key optional::
      "hang_after_match": {"next_n": 1},
      "force_429": {"next_n": 3},
      "reject": {"next_n": 1, "code": "200004", "msg": null},
-     "consume_liquidity": false, "fee_inside_funds": false, "test_checks_balance": false}
+     "consume_liquidity": false, "fee_inside_funds": false, "test_checks_balance": false,
+     "order_not_exist_126043": false}
 
 The private WebSocket's knobs (`WsKnobs`, steered with `sim.ws_hub.update_knobs(...)` or
 `POST /_sim/ws/knobs`), every key optional::
@@ -158,6 +159,9 @@ class Knobs(_KnobSet):
     fee_inside_funds: bool = False
     # Whether /hf/orders/test also checks the balance (undocumented on KuCoin).
     test_checks_balance: bool = False
+    # An order query that finds nothing answers HF's 126043 instead of 400100 `order not exist.`
+    # (KuCoin answers both; a client must read either as "never placed").
+    order_not_exist_126043: bool = False
 
     def _set(self, key: str, value: Any) -> None:
         current = getattr(self, key)

@@ -9,10 +9,12 @@ closed, as KuCoin drops clients that stop pinging.
 
 For every accepted order the exchange calls `PrivateWsHub.order_placed`, which pushes KuCoin's
 sequence on `/spotMarket/tradeOrdersV2`: `received` (status new), one `match` per book level
-taken, then `filled` (done) or `canceled` (done) for an unfilled remainder — or `open` for a limit
-order left resting, `canceled` later if it is cancelled. Then one `/account/balance` event per
-currency the order moved, carrying the balance after it. Like KuCoin's, the events carry no fee
-and no dealFunds.
+taken, then `filled` (done), `update` (done: part filled, the rest cancelled — KuCoin's spec) or
+`canceled` (done: nothing filled) — or `open` for a limit order left resting, `canceled` later
+if it is cancelled. Then the `/account/balance` events, each message with its own top-level
+`id`: for an order that does not rest, `trade.hold` of what it spends, then one `trade.setted`
+per currency it moved (the hold spent; the proceeds credited), each carrying the balance at that
+point. Like KuCoin's, the events carry no fee and no dealFunds.
 
 Its faults and ping timing are `WsKnobs` (see `sim.knobs`), steered with `hub.update_knobs(...)`
 or `POST /_sim/ws/knobs`; `POST /_sim/ws/cut` drops every connection at once. The hub of a
@@ -188,8 +190,11 @@ class PrivateWsHub:
                     conn.queue.put_nowait((due, _CUT))
                 self._connections.clear()
                 return
-            frame = json.dumps({"topic": topic, "type": "message", "subject": TOPIC_SUBJECTS[topic],
-                                "userId": USER_ID, "channelType": "private", "data": data}, separators=(",", ":"))
+            envelope = {"topic": topic, "type": "message", "subject": TOPIC_SUBJECTS[topic],
+                        "userId": USER_ID, "channelType": "private", "data": data}
+            if topic == BALANCE_TOPIC:  # balance messages carry their own top-level id
+                envelope = {"id": uuid.uuid4().hex[:24], **envelope}
+            frame = json.dumps(envelope, separators=(",", ":"))
             for conn in self._connections:
                 if topic in conn.topics:
                     conn.queue.put_nowait((due, frame))
@@ -233,7 +238,9 @@ class PrivateWsHub:
         if order.active:
             last.update(type="open", status="open", remainSize=fmt_decimal(order.remain_size))
         elif order.cancelled_size > 0 or order.cancelled_funds > 0 or not fill.takes:
-            last.update(type="canceled", status="done", remainSize="0",
+            # KuCoin's spec: `update` + `done` when part filled and the rest was cancelled;
+            # `canceled` + `done` when nothing filled
+            last.update(type="update" if fill.takes else "canceled", status="done", remainSize="0",
                         canceledSize=fmt_decimal(order.cancelled_size))
             if order.cancelled_funds > 0:
                 last["canceledFunds"] = fmt_decimal(order.cancelled_funds)
@@ -250,16 +257,27 @@ class PrivateWsHub:
         else:
             changes = {base: -fill.deal_size, quote: fill.deal_funds - order.fee}
         pushes = []
+        if not order.active:  # a market order (or one that did not rest): `trade.hold` first
+            for currency, change in changes.items():
+                if change < 0:  # held at acceptance: what the order spends, released by `trade.setted`
+                    pushes.append(self._balance_push(order, currency, change, -change, "trade.hold", settled=False))
         for currency, change in changes.items():
             hold = order.hold_amount if currency == order.hold_currency else _ZERO
-            if change or hold:
+            if not order.active and change < 0:
+                pushes.append(self._balance_push(order, currency, _ZERO, change))  # the hold, spent
+            elif change or hold:
                 pushes.append(self._balance_push(order, currency, change - hold, hold))
         return pushes
 
-    def _balance_push(self, order: Order, currency: str, available_change: Decimal, hold_change: Decimal
+    def _balance_push(self, order: Order, currency: str, available_change: Decimal, hold_change: Decimal,
+                      relation_event: str = "trade.setted", *, settled: bool = True
                       ) -> tuple[str, str, dict[str, Any]]:
+        """One `/account/balance` push; `settled` False shows the account between hold and settlement
+        (the ledger has already moved: the order's spending is shown as held, not yet gone)."""
         ledger = self._sim.exchange.ledger
         available, hold = ledger.available(currency), ledger.holds(currency)
+        if not settled:
+            hold += hold_change
         data = {
             "accountId": uuid.uuid5(uuid.NAMESPACE_OID, f"trade:{currency}").hex[:24],
             "currency": currency,
@@ -269,7 +287,7 @@ class PrivateWsHub:
             "availableChange": fmt_decimal(available_change),
             "holdChange": fmt_decimal(hold_change),
             "relationContext": {"symbol": order.symbol, "orderId": order.id},
-            "relationEvent": "trade.setted",
+            "relationEvent": relation_event,
             "relationEventId": uuid.uuid4().hex[:24],
             "time": str(time.time_ns() // 1_000_000),
         }

@@ -27,8 +27,8 @@ import structlog
 
 from shared.kucoin.errors import (
     DuplicateClientOid,
-    InvalidOrder,
     KucoinError,
+    OrderNotFound,
     UnknownOutcome,
 )
 from shared.kucoin.models import Order
@@ -158,8 +158,9 @@ class OrderRunner:
             try:
                 return await self._client.get_order_by_client_oid(spec.client_oid, spec.pair), False
             except KucoinError as exc:
-                # "order not exist" (400100) is knowledge; a transport, server or auth error is not
-                unknown = not isinstance(exc, InvalidOrder)
+                # "order not exist" (126043, or 400100 `order not exist.`) is knowledge; a transport,
+                # server, auth or other parameter error is not
+                unknown = not isinstance(exc, OrderNotFound)
             if time.monotonic() + pause_s > deadline:
                 return None, unknown
             await asyncio.sleep(pause_s)

@@ -91,6 +91,11 @@ FUNDS_BELOW_MINIMUM = "600100"
 UNKNOWN_SYMBOL = "900001"
 NOT_TRADING = "400600"
 DUPLICATE_CLIENT_OID = "126044"
+# "this order does not exist": HF's own code, or the generic parameter error with this message;
+# both mean the order was never placed
+ORDER_NOT_EXIST = "126043"
+ORDER_NOT_EXIST_MSG = "Order does not exist"
+PARAMETER_ORDER_NOT_EXIST_MSG = "order not exist."
 # gateway
 TOO_MANY_REQUESTS = "429000"
 UNSUPPORTED_MEDIA_TYPE = "415000"

@@ -22,7 +22,9 @@ from shared.kucoin.constants import (
     INTERNAL_ERROR,
     INVALID_AMOUNT,
     NOT_TRADING,
+    ORDER_NOT_EXIST,
     PARAMETER_ERROR,
+    PARAMETER_ORDER_NOT_EXIST_MSG,
     RATE_LIMIT_LIMIT_HEADER,
     RATE_LIMIT_REMAINING_HEADER,
     RATE_LIMIT_RESET_HEADER,
@@ -38,6 +40,7 @@ __all__ = [
     "InsufficientBalance",
     "InvalidOrder",
     "DuplicateClientOid",
+    "OrderNotFound",
     "UnknownSymbol",
     "ServerError",
     "UnknownOutcome",
@@ -101,6 +104,11 @@ class InvalidOrder(KucoinError):
     trading, content type); the order was not placed."""
 
 
+class OrderNotFound(InvalidOrder):
+    """126043 `Order does not exist` (HF), or 400100 `order not exist.`: no such order, so a
+    placement whose answer was lost and that a query does not find was never placed."""
+
+
 class DuplicateClientOid(InvalidOrder):
     """126044: the clientOid was used before — the earlier order with it is the real one."""
 
@@ -144,6 +152,7 @@ _CODE_CLASSES: dict[str, type[KucoinError]] = {
     NOT_TRADING: InvalidOrder,
     UNSUPPORTED_MEDIA_TYPE: InvalidOrder,
     DUPLICATE_CLIENT_OID: DuplicateClientOid,
+    ORDER_NOT_EXIST: OrderNotFound,
     UNKNOWN_SYMBOL: UnknownSymbol,
     INTERNAL_ERROR: ServerError,
 }
@@ -181,6 +190,8 @@ def error_from_response(http_status: int, payload: object, headers: Mapping[str,
         )
     if code in AUTH_CODES or http_status == 401:
         return AuthError(code, msg, http_status)
+    if code == PARAMETER_ERROR and msg.strip().lower() == PARAMETER_ORDER_NOT_EXIST_MSG:
+        return OrderNotFound(code, msg, http_status)
     known = _CODE_CLASSES.get(code)
     if known is not None:
         return known(code, msg, http_status)

@@ -276,13 +276,17 @@ class PrivateWs:
             log.warning("private_ws_error", code=message.get("code"), data=message.get("data"))
 
     def _on_order_event(self, data: dict[str, Any]) -> None:
-        if data.get("type") not in _TERMINAL_TYPES:
+        kind = data.get("type")
+        # `status: done` ends an order whatever the type (`update` + `done`: part filled, the rest
+        # cancelled, or self-trade prevention); `filled`/`canceled` are done by definition
+        if kind not in _TERMINAL_TYPES and data.get("status") != "done":
             return
         watch = self._watches.get(str(data.get("clientOid")))
         if watch is not None and not watch.done.done():
             watch.done.set_result(OrderDone(
                 client_oid=str(data["clientOid"]), order_id=str(data["orderId"]), symbol=str(data["symbol"]),
-                status=str(data["type"]), filled_size=_amount(data.get("filledSize")), source="ws",
+                status="filled" if kind == "filled" else "canceled", filled_size=_amount(data.get("filledSize")),
+                source="ws",
             ))
 
     def _on_balance(self, data: dict[str, Any]) -> None:

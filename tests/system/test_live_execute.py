@@ -283,8 +283,12 @@ async def test_placement_response_lost_is_resolved_by_client_oid(
         v.assert_reconciles(report)
 
 
-async def test_placement_lost_before_the_exchange_is_not_placed_again(tmp_path: Path, redis_url: str) -> None:
+@pytest.mark.parametrize("hf_not_found", [False, True])  # 400100 `order not exist.` or HF's 126043
+async def test_placement_lost_before_the_exchange_is_not_placed_again(
+    tmp_path: Path, redis_url: str, hf_not_found: bool
+) -> None:
     async with venue(tmp_path, redis_url) as v:
+        v.sim.update_knobs(order_not_exist_126043=hf_not_found)
         v.sim.update_knobs(hang={"next_n": 1, "path": "/api/v1/hf/orders/sync"})  # never reaches matching
         report = await v.execute(v.runtime(resolve_timeout_s=0.2))
         assert report.status == Status.FAILED
@@ -325,4 +329,16 @@ async def test_private_websocket_down_legs_still_run_and_learn_fills_by_query(tm
         assert report.status == Status.FILLED
         assert all(fill.latency_ms < 1000 for fill in report.fills)  # none waited out fill_timeout_s (2 s)
         assert [e.client_oid for e in v.orders()] == [client_oid("live-1", i) for i in range(3)]
+        v.assert_reconciles(report)
+
+
+async def test_fee_inside_funds_the_report_still_reconciles_to_the_last_increment(tmp_path: Path, redis_url: str) -> None:
+    """KuCoin holds a buy's taker fee on top of `funds` (the simulator's default, and what its docs
+    say: "the system puts a hold on a portion of the funds in your account to pay the taker fee");
+    were it inside, the client still reads what moved from `dealFunds` and `fee`."""
+    async with venue(tmp_path, redis_url) as v:
+        v.sim.update_knobs(fee_inside_funds=True)
+        report = await v.execute(v.runtime())
+        assert len(report.fills) == 3 and report.fills[0].spent <= D("100")  # the fee came out of the 100
+        assert [e.client_oid for e in v.orders()][:3] == [client_oid("live-1", i) for i in range(3)]
         v.assert_reconciles(report)

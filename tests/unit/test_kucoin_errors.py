@@ -19,6 +19,7 @@ from shared.kucoin.errors import (
     UnknownSymbol,
     error_from_response,
 )
+from shared.kucoin.errors import OrderNotFound
 
 
 @pytest.mark.parametrize(
@@ -32,6 +33,7 @@ from shared.kucoin.errors import (
         ("400600", InvalidOrder),
         ("415000", InvalidOrder),
         ("126044", DuplicateClientOid),
+        ("126043", OrderNotFound),
         ("900001", UnknownSymbol),
         ("429000", RateLimited),
         ("500000", ServerError),
@@ -104,3 +106,14 @@ def test_errors_survive_pickling_between_processes() -> None:
 
 def test_local_errors_have_no_code_or_status_in_str() -> None:
     assert str(TransportError("", "GET /x: reset")) == "KuCoin: GET /x: reset"
+
+
+@pytest.mark.parametrize(("code", "msg"), [("126043", "Order does not exist"), ("400100", "order not exist.")])
+def test_both_order_not_exist_answers_mean_no_such_order(code: str, msg: str) -> None:
+    error = error_from_response(200, {"code": code, "msg": msg}, {})
+    assert isinstance(error, OrderNotFound) and isinstance(error, InvalidOrder)
+
+
+def test_other_parameter_errors_are_not_order_not_found() -> None:
+    error = error_from_response(200, {"code": "400100", "msg": "Order size increment invalid."}, {})
+    assert type(error) is InvalidOrder

@@ -66,8 +66,21 @@ async def test_connects_subscribes_and_learns_fills_by_client_oid(tmp_path: Path
         assert (done.status, done.filled_size, done.source, done.symbol) == ("filled", D("0.002"), "ws", "BTC-USDT")
         r.ws.watch("b-1", "BTC-USDT")
         await r.rest.place_order("BTC-USDT", "buy", funds=D("900"), client_oid="b-1")  # book runs out
-        partial = await r.ws.wait_done("b-1", 2)
+        partial = await r.ws.wait_done("b-1", 2)  # the simulator ends it `update` + `done`, as KuCoin does
         assert partial is not None and (partial.status, partial.filled_size) == ("canceled", D("0.011"))
+
+
+async def test_done_with_any_type_ends_the_wait_and_open_updates_do_not() -> None:
+    ws = PrivateWs(None, None)  # type: ignore[arg-type]  # events fed by hand: no connection needed
+    ws.watch("u-1", "BTC-USDT")
+    event = {"orderId": "o1", "clientOid": "u-1", "symbol": "BTC-USDT", "filledSize": "0.5"}
+    ws._dispatch({"topic": "/spotMarket/tradeOrdersV2", "type": "message", "data": {**event, "type": "update",
+                                                                                      "status": "open"}})
+    assert await ws.wait_done("u-1", 0.01) is None  # part cancelled, still open: not the end
+    ws._dispatch({"topic": "/spotMarket/tradeOrdersV2", "type": "message", "data": {**event, "type": "update",
+                                                                                      "status": "done"}})
+    done = await ws.wait_done("u-1", 0.01)
+    assert done is not None and (done.status, done.filled_size, done.source) == ("canceled", D("0.5"), "ws")
 
 
 async def test_balance_view_follows_the_account(tmp_path: Path) -> None:

@@ -200,6 +200,16 @@ async def test_stp_is_null_unless_set_and_remain_funds_is_funds_minus_deal_funds
     assert (with_stp["stp"], with_stp["remainFunds"]) == ("CN", "0")  # by size: no funds to remain
 
 
+async def test_order_not_exist_answers_400100_or_hf_126043(harness: SimHarness) -> None:
+    missing = await harness.get_by_client_oid("never")
+    assert (missing.code, missing.body["msg"]) == ("400100", "order not exist.")
+    harness.sim.update_knobs(order_not_exist_126043=True)
+    missing = await harness.get_by_client_oid("never")
+    assert (missing.code, missing.body["msg"]) == ("126043", "Order does not exist")
+    by_id = await harness.call("GET", "/api/v1/hf/orders/670fd33bf9406e0007ab3945?symbol=BTC-USDT")
+    assert by_id.code == "126043"
+
+
 async def test_good_till_time_limit_order_is_accepted_and_rests(harness: SimHarness) -> None:
     limit = {"clientOid": "gtt", "symbol": "BTC-USDT", "side": "buy", "type": "limit", "price": "49000",
              "size": "0.001", "timeInForce": "GTT", "cancelAfter": 3600}

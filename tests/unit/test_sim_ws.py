@@ -99,11 +99,12 @@ async def test_market_buy_sequence_then_balances_without_fee_or_deal_funds(harne
     await ws.close()
 
 
-async def test_unfilled_remainder_ends_canceled_and_topics_filter(harness: SimHarness) -> None:
+async def test_unfilled_remainder_ends_update_done_and_topics_filter(harness: SimHarness) -> None:
     ws = await subscribed(harness, ORDER_TOPIC)  # orders only: no balance pushes
     await harness.place(market("buy", "b-2", funds="900"))  # the book holds 0.011 BTC for 550.1 USDT
     events = [e["data"] for e in await pushes(ws, 4)]
-    assert [e["type"] for e in events] == ["received", "match", "match", "canceled"]
+    # KuCoin's spec: part filled and the rest cancelled ends `update` + `done`
+    assert [e["type"] for e in events] == ["received", "match", "match", "update"]
     assert (events[3]["status"], events[3]["filledSize"], events[3]["canceledFunds"]) == ("done", "0.011", "349.9")
     await harness.place(market("sell", "s-1", size="0.002"), kind="sync")
     events = [e["data"] for e in await pushes(ws, 4)]
@@ -114,6 +115,37 @@ async def test_unfilled_remainder_ends_canceled_and_topics_filter(harness: SimHa
     await harness.place(market("sell", "s-2", size="0.001"))
     await ws.send_json({"id": "p", "type": "ping"})
     assert (await ws.receive_json(timeout=2))["type"] == "pong"  # nothing was pushed before it
+    await ws.close()
+
+
+async def test_market_order_balances_hold_then_settle_each_message_with_its_own_id(harness: SimHarness) -> None:
+    ws = await subscribed(harness, BALANCE_TOPIC)
+    placed = (await harness.place(market("sell", "s-9", size="0.002"))).data
+    events = await pushes(ws, 3)
+    assert len({e["id"] for e in events}) == 3 and all(len(e["id"]) == 24 for e in events)
+    data = [e["data"] for e in events]
+    assert [(d["currency"], d["relationEvent"]) for d in data] == [
+        ("BTC", "trade.hold"), ("BTC", "trade.setted"), ("USDT", "trade.setted")]
+    assert {d["relationContext"]["orderId"] for d in data} == {placed["orderId"]}
+    held, spent, proceeds = data
+    # held at acceptance: 1 BTC total, 0.002 of it on hold; settled: the hold is gone with the BTC
+    assert (held["available"], held["hold"], held["total"], held["availableChange"], held["holdChange"]) == (
+        "0.998", "0.002", "1", "-0.002", "0.002")
+    assert (spent["available"], spent["hold"], spent["total"], spent["availableChange"], spent["holdChange"]) == (
+        "0.998", "0", "0.998", "0", "-0.002")
+    received = D("0.001") * D("49990") + D("0.001") * D("49980")
+    assert D(proceeds["availableChange"]) == received * D("0.999")
+    assert D(proceeds["available"]) == harness.balance("USDT")
+    await ws.close()
+
+
+async def test_zero_fill_ends_canceled_done(harness: SimHarness) -> None:
+    ws = await subscribed(harness, ORDER_TOPIC)
+    body = {"clientOid": "ioc", "symbol": "BTC-USDT", "side": "buy", "type": "limit", "price": "40000",
+            "size": "0.001", "timeInForce": "IOC"}  # nothing crosses: cancelled whole
+    await harness.place(body)
+    events = [e["data"] for e in await pushes(ws, 2)]
+    assert [(e["type"], e["status"]) for e in events] == [("received", "new"), ("canceled", "done")]
     await ws.close()
 
 
