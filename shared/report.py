@@ -198,6 +198,9 @@ class ExecutionReport:
     # refused nothing), for the supervisor's metrics via `Done`. Not on the stream: there `error`
     # says it for people, so a report read back from the stream has "" here.
     error_code: str = ""
+    # Live legs that the exchange refused for insufficient balance and that waited for the
+    # balance push before their one retry (worker.live); 0 in paper mode.
+    balance_waits: int = 0
 
 
 _TEXT_FIELDS = ("correlation_id", "mode", "fill_model", "primary_quote", "error", "worker", "host")
@@ -246,6 +249,7 @@ def report_to_fields(report: ExecutionReport) -> dict[str, str]:
     for name in _FLOAT_FIELDS:
         fields[name] = _fmt_float(getattr(report, name))
     fields["legs_done"] = str(len(report.fills))
+    fields["balance_waits"] = str(report.balance_waits)
     for slot in range(LEG_SLOTS):
         prefix = f"leg{slot}_"
         fill = report.fills[slot] if slot < len(report.fills) else None
@@ -336,6 +340,7 @@ def report_from_fields(fields: Mapping[str | bytes, str | bytes]) -> ExecutionRe
         book_tops=tuple(book_top(slot) for slot in range(book_tops)),
         edge=EdgeBreakdown(**{name: number(key, Decimal) for name, key in _EDGE_FIELDS.items()}),  # type: ignore[arg-type]
         unwinds=tuple(unwind(slot) for slot in range(unwinds)),
+        balance_waits=int(entry.get("balance_waits", "0")),  # absent from entries written before it
         timings=tuple(
             (_SEED_STEP_NAMES.get(step, step), number(_TIMING_FIELD[step], float)) for step in steps  # type: ignore[misc]
         ),

@@ -56,6 +56,9 @@ class Settings:
     live_fills: str = "sync"
     fill_timeout_s: float = 5.0
     resolve_timeout_s: float = 10.0
+    # Sequential live legs: a leg refused for insufficient balance (certainly not placed) waits
+    # this long for the balance push showing what the previous leg delivered, then runs once more.
+    balance_wait_ms: int = 2000
     max_frame_bytes: int = 1 << 20
     report_stream: str = "trident:reports"
     report_maxlen: int = 100_000
@@ -92,7 +95,7 @@ class Settings:
 _FIELD_NAMES = tuple(f.name for f in fields(Settings) if f.name != "credentials")
 _INT_FIELDS = frozenset((
     "workers", "max_frame_bytes", "report_maxlen", "lease_ttl_ms", "rate_budget_limit", "rate_budget_window_ms",
-    "correlation_retention_s", "book_skew_ms",
+    "correlation_retention_s", "book_skew_ms", "balance_wait_ms",
 ))
 _FLOAT_FIELDS = frozenset(("keepalive_s", "http_timeout_s", "redis_timeout_s", "fill_timeout_s", "resolve_timeout_s"))
 _CHOICES: dict[str, tuple[str, ...]] = {

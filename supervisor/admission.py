@@ -25,7 +25,7 @@ from redis.exceptions import RedisError
 from shared.channel import Job
 from shared.pool import Pool
 from shared.signal import SignalError, parse_signal
-from shared.store.ratebudget import TRIANGLE_WEIGHT, RateBudget
+from shared.store.ratebudget import LIVE_TRIANGLE_WEIGHT, TRIANGLE_WEIGHT, RateBudget
 from shared.store.registry import Grant, LeaseRequest, Registry
 
 __all__ = ["Admission", "InFlight"]
@@ -110,7 +110,7 @@ class Admission:
             book_ts_ms=signal.book_ts_ms,
         )
         try:
-            result = await self._registry.acquire(request, TRIANGLE_WEIGHT)
+            result = await self._registry.acquire(request, LIVE_TRIANGLE_WEIGHT if signal.live else TRIANGLE_WEIGHT)
         except (RedisError, OSError) as exc:
             self.refuse("registry_unavailable", str(exc), cid)
             return None

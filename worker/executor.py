@@ -109,7 +109,7 @@ class Worker:
     async def observe_rate_limit(self) -> None:
         """Hand the exchange's latest gw-ratelimit-* headers to the fleet's budget (after Done:
         the correction matters to the next admissions, not to this execution's latency)."""
-        info = self.client.last_rate_limit
+        info = self.client.last_spot_rate_limit  # never the accounts (Management) call's figures
         if info is None or info is self.observed:
             return
         now_ns = time.monotonic_ns()

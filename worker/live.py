@@ -33,6 +33,7 @@ import redis.asyncio as aioredis
 import structlog
 from redis.exceptions import RedisError
 
+from shared.kucoin.constants import INSUFFICIENT_BALANCE
 from shared.kucoin.models import Order
 from shared.kucoin.rest import KucoinRest
 from shared.kucoin.ws import PrivateWs
@@ -74,6 +75,7 @@ class LiveRuntime:
     journal: Journal
     unwind_policy: str
     ws: PrivateWs | None = None
+    balance_wait_ms: int = 0  # 0: a leg refused for insufficient balance is not retried (the service sets 2000)
 
     async def close(self) -> None:
         if self.ws is not None:
@@ -94,7 +96,7 @@ async def open_live_runtime(
         log.warning("private_ws_not_connected_at_start", timeout_s=_WS_START_TIMEOUT_S)
     orders = OrderRunner(client, ws, fills=settings.live_fills, fill_timeout_s=settings.fill_timeout_s,
                          resolve_timeout_s=settings.resolve_timeout_s)
-    return LiveRuntime(orders, Journal(redis), settings.unwind_policy, ws)
+    return LiveRuntime(orders, Journal(redis), settings.unwind_policy, ws, settings.balance_wait_ms)
 
 
 def _leg_fill(index: int, outcome: OrderOutcome, order: Order) -> LegFill:
@@ -167,6 +169,7 @@ class _LiveTriangle:
         self.partial_legs: set[int] = set()  # legs whose order the exchange filled only in part
         self.first_order_ms = 0.0
         self.error_code = ""  # the exchange's code for the leg that stopped the triangle, if it refused
+        self.balance_waits = 0  # legs refused for insufficient balance that waited and ran once more
 
     async def run(self) -> ExecutionReport:
         signal, legs = self.signal, self.signal.legs
@@ -194,6 +197,8 @@ class _LiveTriangle:
                     break
                 await self.journal(_placing(leg_slot(index), spec))
             outcome = await self.runtime.orders.run(spec)
+            if index > 0 and outcome.error_code == INSUFFICIENT_BALANCE and self.runtime.balance_wait_ms > 0:
+                outcome = await self.wait_for_balance_and_retry(leg, spec)
             self.unsettled = _settled(leg_slot(index), outcome)
             fired_ms = self.timeline.mark(f"leg{index}_order_fired", outcome.fired_ns)
             if index == 0:
@@ -211,6 +216,21 @@ class _LiveTriangle:
                 error, stop_leg = f"leg {index}: {outcome.error}", index + 1
                 break
         return await self.conclude(error, stop_leg, unknown)
+
+    async def wait_for_balance_and_retry(self, leg: Leg, spec: OrderSpec) -> OrderOutcome:
+        """The exchange refused a chained leg for insufficient balance (so nothing was placed): what
+        the previous leg delivered may not be credited yet. Wait for the balance push showing it
+        (at most `balance_wait_ms`; at once without a connected socket, which gets no pushes), then
+        place the same order, same clientOid, once more — the seed waited for the balance first."""
+        self.balance_waits += 1
+        needed = spec.amount * (1 + leg.fee_rate) if spec.by_funds else spec.amount  # a buy's fee is on top
+        ws = self.runtime.ws
+        seen = False
+        if ws is not None and ws.connected:
+            seen = await ws.wait_available(leg.input_currency, needed, self.runtime.balance_wait_ms / 1000)
+        log.info("leg_balance_wait", correlation_id=self.cid, pair=spec.pair, currency=leg.input_currency,
+                 needed=fmt_decimal(needed), seen=seen)
+        return await self.runtime.orders.run(spec)
 
     def record(self, fill: LegFill) -> None:
         self.fills.append(fill)
@@ -303,7 +323,7 @@ class _LiveTriangle:
             received_ts_ms=self.received_ms, first_order_ms=self.first_order_ms, total_ms=total_ms, error=error,
             worker=self.context.worker, host=self.context.host, fills=tuple(fills),
             book_tops=tuple(book_top(book) for book in signal.books), timings=tuple(self.timeline.steps),
-            edge=edge, unwinds=tuple(self.unwinds), error_code=self.error_code,
+            edge=edge, unwinds=tuple(self.unwinds), error_code=self.error_code, balance_waits=self.balance_waits,
         )
 
 

@@ -46,6 +46,7 @@ from shared.kucoin.constants import (
     PLACE_ORDER_TEST,
     RATE_LIMIT_REMAINING_HEADER,
     SERVER_TIME,
+    SPOT_POOL,
     SUCCESS,
     SYMBOLS,
     TRADE_FEES,
@@ -173,11 +174,12 @@ def _parse(parser: Callable[[Any], _Model], data: Any, *, placing: str | None = 
 class KucoinRest:
     """One account's REST client over a shared keep-alive session (see `session.make_session`).
 
-    `last_rate_limit` is the account pool as the gateway reported it on the latest response
-    that carried `gw-ratelimit-*` headers (None until one did).
+    `last_rate_limit` is the pool as the gateway reported it on the latest response that carried
+    `gw-ratelimit-*` headers (None until one did), whichever pool that call drew on;
+    `last_spot_rate_limit` the same for Spot-pool calls only, the one the fleet's budget follows.
     """
 
-    __slots__ = ("_session", "_base_url", "_signer", "_timeout", "last_rate_limit")
+    __slots__ = ("_session", "_base_url", "_signer", "_timeout", "last_rate_limit", "last_spot_rate_limit")
 
     def __init__(
         self,
@@ -194,6 +196,7 @@ class KucoinRest:
             total=timeout_s, sock_connect=min(timeout_s, _CONNECT_TIMEOUT_CAP_S)
         )
         self.last_rate_limit: RateLimitInfo | None = None
+        self.last_spot_rate_limit: RateLimitInfo | None = None
 
     # -- orders -------------------------------------------------------------------------
 
@@ -364,6 +367,10 @@ class KucoinRest:
                 self.last_rate_limit = RateLimitInfo.from_api(response_headers)
             except (KeyError, ValueError):
                 pass  # a partial or garbled header set says nothing reliable; keep the last one
+            else:
+                # a Management (accounts) or Public answer carries its own pool's figures
+                if route.pool == SPOT_POOL:
+                    self.last_spot_rate_limit = self.last_rate_limit
         payload = _decode(raw)
         if isinstance(payload, dict) and payload.get("code") == SUCCESS:
             return payload.get("data")

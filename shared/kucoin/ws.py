@@ -117,6 +117,7 @@ class PrivateWs:
         self._replies: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._ids = itertools.count(1)
         self._connected = asyncio.Event()
+        self._balance_pushed = asyncio.Event()  # set (and replaced) on every balance change
         self._runner: asyncio.Task[None] | None = None
         self.connects = 0  # successful connections (welcomed and subscribed)
         self.resolved_by_query = 0  # watched orders whose end was learned by reconciliation
@@ -178,6 +179,23 @@ class PrivateWs:
     @property
     def balances(self) -> dict[str, Balance]:
         return dict(self._balances)
+
+    async def wait_available(self, currency: str, amount: Decimal, timeout_s: float) -> bool:
+        """Whether the view shows at least `amount` of `currency` available, now or after a push
+        within `timeout_s` (a delivered amount the exchange had not yet credited when it refused)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while True:
+            balance = self._balances.get(currency)
+            if balance is not None and balance.available >= amount:
+                return True
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return False
+            try:
+                await asyncio.wait_for(self._balance_pushed.wait(), remaining)
+            except TimeoutError:
+                return False
 
     # -- the connection -----------------------------------------------------------------
 
@@ -297,6 +315,8 @@ class PrivateWs:
         current = self._balances.get(balance.currency)
         if current is None or balance.time_ms >= current.time_ms:  # pushes may arrive out of order
             self._balances[balance.currency] = balance
+            pushed, self._balance_pushed = self._balance_pushed, asyncio.Event()
+            pushed.set()
 
     async def _reconcile(self) -> None:
         """Resolve, by query, watched orders whose terminal event may have been pushed while we were away."""

@@ -28,12 +28,19 @@ from pathlib import Path
 
 import redis.asyncio as aioredis
 
+from shared.kucoin.constants import GET_ORDER, GET_ORDER_BY_CLIENT_OID, PLACE_ORDER_SYNC
 from shared.store import keys
 
-__all__ = ["ORDER_WEIGHT", "TRIANGLE_WEIGHT", "BudgetAnswer", "RateBudget"]
+__all__ = ["ORDER_WEIGHT", "TRIANGLE_WEIGHT", "LIVE_TRIANGLE_WEIGHT", "BudgetAnswer", "RateBudget"]
 
 ORDER_WEIGHT = 1  # POST /api/v1/hf/orders, /hf/orders/test and /hf/orders/sync
-TRIANGLE_WEIGHT = 3 * ORDER_WEIGHT  # one order call per leg
+TRIANGLE_WEIGHT = 3 * ORDER_WEIGHT  # paper: one order test per leg
+# Live: what one triangle may spend, reserved whole at admission whatever the strategy — per leg
+# the place and the order query, plus headroom for one unknown placement resolved by clientOid,
+# one leg retried after a balance wait, and two unwinds (each a place and a query).
+_LIVE_LEG_WEIGHT = PLACE_ORDER_SYNC.weight + GET_ORDER.weight
+LIVE_TRIANGLE_WEIGHT = 3 * _LIVE_LEG_WEIGHT + GET_ORDER_BY_CLIENT_OID.weight + PLACE_ORDER_SYNC.weight \
+    + 2 * _LIVE_LEG_WEIGHT
 
 _LUA_DIR = Path(__file__).with_name("lua")
 BUDGET_LUA = (_LUA_DIR / "budget.lua").read_text()  # the take, merged into acquire.lua

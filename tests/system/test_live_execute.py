@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from decimal import Decimal as D
@@ -103,10 +104,11 @@ class Venue:
         self.sim = running.sim
 
     def runtime(self, fills: str = "sync", policy: str = "unwind", faults: dict[str, dict[str, Any]] | None = None,
-                journal: Journal | None = None, resolve_timeout_s: float = 2.0) -> LiveRuntime:
+                journal: Journal | None = None, resolve_timeout_s: float = 2.0,
+                balance_wait_ms: int = 0) -> LiveRuntime:
         orders = FaultBefore(self.sim, faults or {}, self.client, self.ws, fills=fills, fill_timeout_s=2.0,
                              resolve_timeout_s=resolve_timeout_s)
-        return LiveRuntime(orders, journal or Journal(self.redis), policy, self.ws)
+        return LiveRuntime(orders, journal or Journal(self.redis), policy, self.ws, balance_wait_ms)
 
     async def execute(self, runtime: LiveRuntime, cid: str = "live-1",
                       cancelled: Callable[[], bool] = lambda: False) -> ExecutionReport:
@@ -341,4 +343,35 @@ async def test_fee_inside_funds_the_report_still_reconciles_to_the_last_incremen
         report = await v.execute(v.runtime())
         assert len(report.fills) == 3 and report.fills[0].spent <= D("100")  # the fee came out of the 100
         assert [e.client_oid for e in v.orders()][:3] == [client_oid("live-1", i) for i in range(3)]
+        v.assert_reconciles(report)
+
+
+async def test_insufficient_balance_on_a_chained_leg_waits_for_the_push_and_runs_once_more(
+    tmp_path: Path, redis_url: str
+) -> None:
+    """The exchange refuses leg 1 (200004: not placed) while leg 0's BTC push is still on its way
+    (300 ms late): the leg waits for the push, then the same order runs once and fills."""
+    async with venue(tmp_path, redis_url) as v:
+        v.sim.ws_hub.update_knobs(delay_ms=300)
+        faults = {client_oid("live-1", 1): {"reject": {"next_n": 1, "code": "200004"}}}
+        before = v.ws.balance("BTC")
+        started = time.monotonic()
+        report = await v.execute(v.runtime(faults=faults, balance_wait_ms=2000))
+        elapsed_s = time.monotonic() - started
+        assert (report.status, report.balance_waits, report.error) == (Status.FILLED, 1, "")
+        assert report.fills[1].latency_ms < 250  # the retry alone: the wait is not a leg's latency
+        assert 0.3 <= elapsed_s < 2.0  # it waited for the late push, not out the 2 s bound
+        assert before is None or before.available == 0
+        calls = [(e.client_oid, e.code) for e in v.orders()]
+        assert calls == [(client_oid("live-1", 0), "200000"), (client_oid("live-1", 1), "200004"),
+                         (client_oid("live-1", 1), "200000"), (client_oid("live-1", 2), "200000")]
+        v.assert_reconciles(report)
+
+
+async def test_insufficient_balance_twice_stops_the_triangle_after_one_retry(tmp_path: Path, redis_url: str) -> None:
+    async with venue(tmp_path, redis_url) as v:
+        faults = {client_oid("live-1", 1): {"reject": {"next_n": 2, "code": "200004"}}}
+        report = await v.execute(v.runtime(faults=faults, balance_wait_ms=200))
+        assert (report.status, report.balance_waits) == (Status.UNWOUND, 1) and "200004" in report.error
+        assert [e.code for e in v.orders() if e.client_oid == client_oid("live-1", 1)] == ["200004", "200004"]
         v.assert_reconciles(report)

@@ -12,7 +12,7 @@ import redis.asyncio as aioredis
 from shared.codec import encode_frame
 from shared.kucoin.constants import SPOT_POOL as SPOT
 from shared.store import keys
-from shared.store.ratebudget import TRIANGLE_WEIGHT, RateBudget
+from shared.store.ratebudget import LIVE_TRIANGLE_WEIGHT, TRIANGLE_WEIGHT, RateBudget
 from shared.store.registry import Registry
 from sim.config import SimConfig
 from sim.server import RunningSimulator, start_simulator
@@ -215,3 +215,23 @@ async def test_headers_correct_a_budget_that_does_not_know_about_other_spending(
     assert Counter(e.code for e in log) == Counter({"200000": 6})
     state = await stored(redis_client, budget)
     assert state.limit == 30 and state.remaining < TRIANGLE_WEIGHT
+
+
+async def test_a_live_triangle_reserves_what_it_may_spend_not_the_paper_weight(
+    redis_url: str, redis_client: aioredis.Redis, simulator: RunningSimulator, workdir: Path
+) -> None:
+    """Place + query per leg, plus headroom to resolve, retry and unwind: 18, not 3."""
+    assert LIVE_TRIANGLE_WEIGHT == 3 * (1 + 2) + 2 + 1 + 2 * (1 + 2)
+    markets = await markets_of(simulator)
+    triangles = _distinct_triangles(markets)
+    settings = e2e_settings(redis_url, simulator.url, workdir, mode="live", workers=1,
+                            rate_budget_limit=2 * LIVE_TRIANGLE_WEIGHT + 10, rate_budget_window_ms=WINDOW_MS)
+    async with running_supervisor(settings) as supervisor:
+        for n, triangle in enumerate(triangles[:3], 1):  # one at a time: the budget is the only refusal
+            signal = {**fresh_signal(markets, triangle, f"lb-{n}"), "live": True}
+            await send_frames(settings.socket_path, [encode_frame(restamped(signal))], progress=False)
+            await supervisor.wait_frames(n, 10)
+            await supervisor.wait_idle(10)
+        admitted, refusals = supervisor.admission.admitted, dict(supervisor.admission.refusals)
+    assert (admitted, refusals) == (2, {"rate_budget": 1})
+    assert (await _budget_hash(redis_client))["remaining"] <= 10

@@ -45,7 +45,7 @@ FULL_ORDER = {
     "id": ORDER_ID, "clientOid": "tri-0001", "symbol": "BTC-USDT", "opType": "DEAL", "type": "market",
     "side": "buy", "price": "0", "size": "0", "funds": "100", "dealSize": "0.00149", "dealFunds": "99.79",
     "remainSize": "0", "remainFunds": "0.21", "cancelledSize": "0", "cancelledFunds": "0.21",
-    "fee": "0.09979", "feeCurrency": "USDT", "stp": "", "timeInForce": "GTC", "postOnly": False,
+    "fee": "0.09979", "feeCurrency": "USDT", "stp": None, "timeInForce": "GTC", "postOnly": False,
     "hidden": False, "iceberg": False, "visibleSize": "0", "cancelAfter": 0, "channel": "API",
     "remark": None, "tags": None, "cancelExist": True, "tradeType": "TRADE", "inOrderBook": False,
     "active": False, "tax": "0", "createdAt": 1729176273859, "lastUpdatedAt": 1729176273861,
@@ -464,6 +464,20 @@ async def test_last_rate_limit_follows_every_response(client: KucoinRest, server
     server.reply("GET", "/api/v1/timestamp", ok(1), headers=headers)
     await client.server_time()
     assert client.last_rate_limit == RateLimitInfo(limit=2000, remaining=1996, reset_ms=29000)
+
+
+async def test_only_spot_pool_answers_feed_the_spot_rate_limit(client: KucoinRest, server: FakeKucoin) -> None:
+    management = {"gw-ratelimit-limit": "2000", "gw-ratelimit-remaining": "1995", "gw-ratelimit-reset": "29000"}
+    server.reply("GET", "/api/v1/accounts", ok([]), headers=management)
+    await client.accounts()
+    assert client.last_spot_rate_limit is None  # the Management pool's figures never reach the Spot budget
+    assert client.last_rate_limit == RateLimitInfo(limit=2000, remaining=1995, reset_ms=29000)
+    spot = {"gw-ratelimit-limit": "4000", "gw-ratelimit-remaining": "3990", "gw-ratelimit-reset": "28000"}
+    server.reply("GET", f"/api/v1/hf/orders/{ORDER_ID}", ok(FULL_ORDER), headers=spot)
+    await client.get_order(ORDER_ID, "BTC-USDT")
+    assert client.last_spot_rate_limit == RateLimitInfo(limit=4000, remaining=3990, reset_ms=28000)
+    await client.accounts()
+    assert client.last_spot_rate_limit == RateLimitInfo(limit=4000, remaining=3990, reset_ms=28000)
 
 
 async def test_http_200_with_error_code_is_not_success(client: KucoinRest, server: FakeKucoin) -> None:
