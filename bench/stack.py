@@ -126,11 +126,25 @@ class SupervisorProcess:
 
     def worker_pids(self) -> list[int]:
         """The worker processes (aiomultiprocess spawns them as children of the supervisor)."""
+        return self.child_roles().get("workers", [])
+
+    def child_roles(self) -> dict[str, list[int]]:
+        """The supervisor's children by role: `workers` (each holds a warm connection to the
+        exchange) and `manager` (aiomultiprocess's multiprocessing manager, spawned the same way)."""
         try:
             children = psutil.Process(self.pid).children(recursive=True)
         except psutil.NoSuchProcess:
-            return []
-        return [child.pid for child in children if "resource_tracker" not in " ".join(_cmdline(child))]
+            return {}
+        roles: dict[str, list[int]] = {"workers": [], "manager": []}
+        for child in children:
+            if "resource_tracker" in " ".join(_cmdline(child)):
+                continue
+            try:
+                connected = any(c.raddr for c in child.net_connections(kind="inet"))
+            except psutil.Error:
+                connected = False
+            roles["workers" if connected else "manager"].append(child.pid)
+        return roles
 
     async def status(self, redis: aioredis.Redis) -> dict[str, str]:
         """Its status hash (refreshed every second), empty until the first refresh."""
