@@ -6,10 +6,12 @@ On one machine, in one run, against the same private Redis and exchange simulato
    (`--workers 0`) at rates this box sustains (50, 100, 200/s), each configuration run several
    times, with the thin floor (`bench.thin`) probed between the run's own signals, busy and
    stolen cores (`/proc/stat`), the admitted fraction and CPU per execution per process;
-2. saturation, separately: executions/s and CPU per execution with 0, 1, 2 … workers, signals
+2. paper completion with the simulator answering 2 ms late, against the slowest of 3 concurrent
+   raw calls probed between the same run's signals;
+3. saturation, separately: executions/s and CPU per execution with 0, 1, 2 … workers, signals
    sent as fast as the socket takes them (`bench.scaling`);
-3. intake throughput on one core (`bench.intake`);
-4. (full run) py-spy profiles of the multiprocess shape at the target rate (`bench.profile`).
+4. intake throughput on one core (`bench.intake`);
+5. (full run) py-spy profiles of the multiprocess shape at the target rate (`bench.profile`).
 
 Writes `results.json`, `results.md` and `latency.png` into `--out` (default bench/out/). Targets
 are ratios within a run (`bench.summary`): absolute times drift on shared machines. `--quick`
@@ -43,6 +45,7 @@ from tools.synthetic import Market, synthetic_signals
 __all__ = ["Plan", "QUICK", "FULL", "run_suite", "main"]
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "out"
+COMPLETION_LATENCY_MS = 2.0  # injected before every simulator answer in the completion runs
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +58,7 @@ class Plan:
     repeats: int  # runs of each configuration
     seconds_per_rate: float
     min_signals: int
+    completion_signals: int  # per completion run (at the target rate, the simulator answering late)
     saturation_workers: tuple[int, ...]
     saturation_signals: int
     intake_frames: int
@@ -67,10 +71,10 @@ class Plan:
 
 
 QUICK = Plan(quick=True, target_rate=200, rates=(200,), repeats=1, seconds_per_rate=2, min_signals=300,
-             saturation_workers=(2,), saturation_signals=800, intake_frames=3000, intake_repeats=2,
+             completion_signals=300, saturation_workers=(2,), saturation_signals=800, intake_frames=3000, intake_repeats=2,
              profile_seconds=0, coins=24)
 FULL = Plan(quick=False, target_rate=200, rates=(50, 100, 200), repeats=3, seconds_per_rate=4, min_signals=240,
-            saturation_workers=(0, 1, 2), saturation_signals=2000, intake_frames=20000, intake_repeats=3,
+            completion_signals=500, saturation_workers=(0, 1, 2), saturation_signals=2000, intake_frames=20000, intake_repeats=3,
             profile_seconds=5, coins=24)
 
 
@@ -122,7 +126,18 @@ async def run_suite(plan: Plan, workers: int, out: Path, command: str) -> dict[s
                         runs.append(await run_config(stack, markets, workers=variant_workers, rate=rate, count=count,
                                                      tag=f"lat{variant_workers}w{rate:g}r{repeat}", floor=floor,
                                                      repeat=repeat))
+            completion: list[Run] = []
+            count = plan.completion_signals
+            for repeat in range(plan.repeats):
+                for variant_workers in (workers, 0):
+                    _say(f"completion {repeat + 1}/{plan.repeats}: {variant_name(variant_workers)}, {count} signals "
+                         f"at {plan.target_rate:g}/s, simulator +{COMPLETION_LATENCY_MS:g} ms")
+                    completion.append(await run_config(
+                        stack, markets, workers=variant_workers, rate=plan.target_rate, count=count,
+                        tag=f"done{variant_workers}wr{repeat}", floor=floor, repeat=repeat, kind="completion",
+                        sim_knobs={"latency_ms": COMPLETION_LATENCY_MS}))
         document["latency"] = [run_document(run) for run in runs]
+        document["completion"] = [run_document(run) for run in completion]
         saturation: list[Run] = []
         for repeat in range(plan.repeats):
             _say(f"saturation {repeat + 1}/{plan.repeats}: workers {plan.saturation_workers}, "
@@ -132,7 +147,7 @@ async def run_suite(plan: Plan, workers: int, out: Path, command: str) -> dict[s
                 run.repeat = repeat
                 saturation.append(run)
         document["saturation"] = [run_document(run) for run in saturation]
-        document["configs"] = aggregate([*document["latency"], *document["saturation"]])
+        document["configs"] = aggregate([*document["latency"], *document["completion"], *document["saturation"]])
         if plan.profile_seconds and py_spy_available():
             _say(f"profile: {variant_name(workers)}")
             profile = await _profile(stack, markets, plan, workers, out)

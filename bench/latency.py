@@ -31,7 +31,7 @@ import uvloop
 from bench.common import LatencySummary, host_info, markdown_table, write_json
 from bench.procstat import CpuSnapshot, busy_and_steal, snapshot
 from bench.stack import Stack, SupervisorProcess, cpu_seconds, open_stack, status_counts
-from bench.thin import ThinFloor, open_thin_floor
+from bench.thin import COMPLETION_PARTS, THIN_PARTS, ThinFloor, open_thin_floor
 from shared.codec import encode_frame
 from shared.kucoin.rest import KucoinRest
 from shared.kucoin.session import make_session
@@ -69,6 +69,7 @@ class Run:
     machine: dict[str, float | None] = field(default_factory=dict)  # busy and stolen cores (bench.procstat)
     floor_ns: dict[str, list[int]] = field(default_factory=dict)  # the thin floor's samples, this run
     repeat: int = 0
+    kind: str = "latency"  # "latency", "saturation" or "completion" (the simulator answering late)
 
     @property
     def label(self) -> str:
@@ -102,7 +103,7 @@ class Run:
             "executions_per_s": round(self.executions_per_s(), 1), "stopped_cleanly": self.stopped_cleanly,
             "cpu_s": {role: round(seconds, 3) for role, seconds in self.cpu_s.items()},
             "cpu_ms_per_execution": self.cpu_ms_per_execution(), "admitted_fraction": round(self.admitted / self.sent, 4),
-            **self.machine, "repeat": self.repeat,
+            **self.machine, "repeat": self.repeat, "kind": self.kind,
         }
 
 
@@ -191,14 +192,16 @@ def _at_last_report(samples: Sequence[_Sample], reports: Sequence[ExecutionRepor
 async def run_config(stack: Stack, markets: dict[str, Market], *, workers: int, rate: float | None, count: int,
                      tag: str, connections: int = 1, seed: int = 7, book_ahead_ms: int = 0,
                      on_ready: Callable[[SupervisorProcess], None] | None = None,
-                     floor: ThinFloor | None = None, repeat: int = 0) -> Run:
+                     floor: ThinFloor | None = None, repeat: int = 0, kind: str = "latency",
+                     sim_knobs: dict[str, Any] | None = None) -> Run:
     """Start a supervisor with `workers`, send `count` signals at `rate`, collect everything.
 
     `book_ahead_ms` stamps books in the future: a saturating sender builds a backlog whose books
     would otherwise go stale behind their triangle's previous trade (the stale rule is tested
     elsewhere; capacity runs must not measure it). `on_ready` is called once the supervisor is
     ready, just before the first signal (profiling). With a `floor`, its probes run between the
-    signals and the run carries their samples.
+    signals and the run carries their samples. `sim_knobs` are set on the simulator after its
+    reset (e.g. an injected answer latency); a "completion" run probes COMPLETION_PARTS.
     """
     redis = aioredis.Redis.from_url(stack.redis.url)
     signals = synthetic_signals(markets, count, seed=seed, now_ms=0, prefix=tag)
@@ -208,6 +211,9 @@ async def run_config(stack: Stack, markets: dict[str, Market], *, workers: int, 
         async with make_session() as session:
             async with session.post(stack.sim_url + "/_sim/reset") as response:
                 response.raise_for_status()
+            if sim_knobs:
+                async with session.post(stack.sim_url + "/_sim/knobs", json=sim_knobs) as response:
+                    response.raise_for_status()
             await supervisor.wait_ready(redis)
             pids: dict[str, int | list[int]] = {**stack.pids(), "supervisor": supervisor.pid}
             children = supervisor.child_roles()
@@ -217,7 +223,7 @@ async def run_config(stack: Stack, markets: dict[str, Market], *, workers: int, 
             if on_ready is not None:
                 on_ready(supervisor)
             if floor is not None:
-                floor.start_run(tag)
+                floor.start_run(tag, COMPLETION_PARTS if kind == "completion" else THIN_PARTS)
             cpu_before, machine_before = cpu_seconds(pids), snapshot()
             started = time.monotonic()
             samples: list[_Sample] = []
@@ -248,7 +254,7 @@ async def run_config(stack: Stack, markets: dict[str, Market], *, workers: int, 
         cpu_s={role: cpu_after[role] - cpu_before.get(role, 0.0) for role in cpu_after},
         machine=busy_and_steal(machine_before, machine_after),
         floor_ns={part: list(samples) for part, samples in floor.samples.items()} if floor is not None else {},
-        repeat=repeat,
+        repeat=repeat, kind=kind,
     )
 
 

@@ -44,7 +44,8 @@ def plot(document: dict[str, Any], path: Path) -> Path:
     for run in document["latency"]:
         if run["repeat"] == 0:
             _cdf(cdf_axis, run["cdf"], run["label"], linestyle="-" if run["workers"] else "--")
-    target = next((c for c in configs if c["rate"] == target_rate and c["workers"]), None)
+    target = next((c for c in configs if c.get("kind", "latency") == "latency" and c["rate"] == target_rate
+                   and c["workers"]), None)
     floor_sum = _median(target["floor_sum_us"]) if target else 0.0
     if floor_sum:
         for factor, style in ((1, "-"), (1.2, "--"), (3, "-.")):
@@ -57,7 +58,7 @@ def plot(document: dict[str, Any], path: Path) -> Path:
     cdf_axis.legend(fontsize=7, loc="lower right")
     cdf_axis.set_title("signal→wire by offered rate")
 
-    rated = [c for c in configs if c["rate"] is not None]
+    rated = [c for c in configs if c.get("kind", "latency") == "latency"]
     labels = [c["label"] for c in rated]
     supervisor_part = [_median(c["read_to_fired_p50_us"]) for c in rated]
     rest = [max(_median(c["p50_us"]) - part, 0.0) for c, part in zip(rated, supervisor_part, strict=True)]

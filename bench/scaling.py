@@ -29,6 +29,7 @@ async def measure_scaling(stack: Stack, markets: dict[str, Market], workers: Seq
     """One saturating run per worker count, in the order given."""
     return [
         await run_config(stack, markets, workers=n, rate=None, count=count, tag=f"scale{n}w{tag}",
-                         connections=SCALING_CONNECTIONS, book_ahead_ms=BOOK_AHEAD_MS)
+                         connections=SCALING_CONNECTIONS, book_ahead_ms=BOOK_AHEAD_MS,
+                         kind="saturation")
         for n in workers
     ]

@@ -9,7 +9,9 @@ over the runs. Targets, from the performance issue (at the target rate, multipro
 - signal→wire p50 ≤ 1.2 × the thin floor's sum, p99 ≤ 3 × it;
 - Trident's CPU per execution (supervisor + workers) ≤ 0.8 ms;
 - intake (decode + validate + refuse) ≥ 0.5 × raw msgpack decode on one core;
-- multiprocess p50 − inline p50 ≤ one hot hop (the floor's hop p50 in the multiprocess run).
+- multiprocess p50 − inline p50 ≤ one hot hop (the floor's hop p50 in the multiprocess run);
+- with the simulator answering 2 ms late, paper completion p50 ≤ 1.1 × the slowest of 3
+  concurrent raw calls (probed in the same run).
 """
 
 from __future__ import annotations
@@ -59,12 +61,15 @@ def edge_means(run: Run) -> dict[str, float]:
 
 
 def _floor_document(run: Run) -> dict[str, Any] | None:
-    """The thin floor probed during `run`: each part's summary and the sum of their p50s."""
-    if not run.floor_ns or not all(run.floor_ns.get(part) for part in THIN_PARTS):
+    """The thin floor probed during `run`: each part's summary, and the sum of the four path
+    parts' p50s when it probed them (a completion run probes round trips instead)."""
+    measured = [part for part, samples in run.floor_ns.items() if samples]
+    if not measured:
         return None
-    parts = [LatencySummary.from_ns("thin floor", part, run.floor_ns[part]).to_dict() for part in THIN_PARTS]
-    return {"parts": parts, "sum_p50_us": round(sum(part["p50_us"] for part in parts), 1),
-            "cdf": {part: cdf_points(run.floor_ns[part], 100) for part in THIN_PARTS}}
+    parts = [LatencySummary.from_ns("thin floor", part, run.floor_ns[part]).to_dict() for part in measured]
+    path = [part["p50_us"] for part in parts if part["measure"] in THIN_PARTS]
+    return {"parts": parts, "sum_p50_us": round(sum(path), 1) if len(path) == len(THIN_PARTS) else None,
+            "cdf": {part: cdf_points(run.floor_ns[part], 100) for part in measured}}
 
 
 def run_document(run: Run) -> dict[str, Any]:
@@ -84,10 +89,15 @@ def run_document(run: Run) -> dict[str, Any]:
     trident = sum(ms for role, ms in document["cpu_ms_per_execution"].items() if is_trident_role(role))
     document["trident_cpu_ms_per_execution"] = round(trident, 3)
     document["total_cpu_ms_per_execution"] = round(sum(document["cpu_ms_per_execution"].values()), 3)
-    if document["floor"] and "p50_us" in document:
-        floor_sum = document["floor"]["sum_p50_us"]
+    floor_sum = document["floor"]["sum_p50_us"] if document["floor"] else None
+    if floor_sum and "p50_us" in document:
         document["p50_over_floor"] = round(document["p50_us"] / floor_sum, 3)
         document["p99_over_floor"] = round(document["p99_us"] / floor_sum, 3)
+    slowest_of_3 = _part(document, "3 raw POSTs at once (slowest)")
+    if slowest_of_3 and execution:
+        document["completion_over_3_raw"] = round(document["execution"]["p50_us"] / slowest_of_3, 3)
+        document["completion_over_1_raw"] = round(document["execution"]["p50_us"]
+                                                  / (_part(document, "raw POST round trip") or slowest_of_3), 3)
     busy = document.get("busy_cores")
     document["executions_per_busy_core"] = round(document["executions_per_s"] / busy, 1) if busy else None
     return document
@@ -106,6 +116,10 @@ _AGGREGATED: dict[str, Callable[[dict[str, Any]], float | None]] = {
     "p50_us": lambda run: run.get("p50_us"),
     "p99_us": lambda run: run.get("p99_us"),
     "floor_sum_us": lambda run: run["floor"]["sum_p50_us"] if run.get("floor") else None,
+    "completion_over_3_raw": lambda run: run.get("completion_over_3_raw"),
+    "completion_over_1_raw": lambda run: run.get("completion_over_1_raw"),
+    "raw_post_round_trip_us": lambda run: _part(run, "raw POST round trip"),
+    "three_raw_posts_slowest_us": lambda run: _part(run, "3 raw POSTs at once (slowest)"),
     "p50_over_floor": lambda run: run.get("p50_over_floor"),
     "p99_over_floor": lambda run: run.get("p99_over_floor"),
     "read_to_fired_p50_us": lambda run: run["first_order"]["p50_us"] if run.get("first_order") else None,
@@ -123,15 +137,16 @@ _AGGREGATED: dict[str, Callable[[dict[str, Any]], float | None]] = {
 def aggregate(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """One entry per configuration (workers, rate), in first-seen order: every figure's spread
     over its runs, CPU per execution per process included."""
-    groups: dict[tuple[int, float | None], list[dict[str, Any]]] = {}
+    groups: dict[tuple[str, int, float | None], list[dict[str, Any]]] = {}
     for run in runs:
-        groups.setdefault((run["workers"], run["rate"]), []).append(run)
+        groups.setdefault((run.get("kind", "latency"), run["workers"], run["rate"]), []).append(run)
     configs = []
-    for (workers, rate), members in groups.items():
+    for (kind, workers, rate), members in groups.items():
         roles = list(dict.fromkeys(role for run in members for role in run["cpu_ms_per_execution"]))
+        suffix = ", simulator +2 ms" if kind == "completion" else ""
         configs.append({
-            "workers": workers, "rate": rate, "variant": variant_name(workers), "runs": len(members),
-            "label": f"{variant_name(workers)} @ {'max' if rate is None else f'{rate:g}/s'}",
+            "kind": kind, "workers": workers, "rate": rate, "variant": variant_name(workers), "runs": len(members),
+            "label": f"{variant_name(workers)} @ {'max' if rate is None else f'{rate:g}/s'}{suffix}",
             **{name: spread([pick(run) for run in members]) for name, pick in _AGGREGATED.items()},
             "cpu_ms_per_execution": {role: spread([run["cpu_ms_per_execution"].get(role) for run in members])
                                      for role in roles},
@@ -144,11 +159,12 @@ def _part(run: dict[str, Any], part: str) -> float | None:
     floor = run.get("floor")
     if not floor:
         return None
-    return next(row["p50_us"] for row in floor["parts"] if row["measure"] == part)
+    return next((row["p50_us"] for row in floor["parts"] if row["measure"] == part), None)
 
 
-def _config(document: dict[str, Any], workers: int, rate: float | None) -> dict[str, Any] | None:
-    return next((c for c in document["configs"] if c["workers"] == workers and c["rate"] == rate), None)
+def _config(document: dict[str, Any], workers: int, rate: float | None, kind: str = "latency") -> dict[str, Any] | None:
+    return next((c for c in document["configs"]
+                 if c.get("kind", "latency") == kind and c["workers"] == workers and c["rate"] == rate), None)
 
 
 def _median(config: dict[str, Any] | None, name: str) -> float | None:
@@ -170,7 +186,8 @@ def _target(name: str, measured: dict[str, float] | None, limit: float, unit: st
 def _paired_differences(document: dict[str, Any], workers: int, rate: float) -> tuple[list[float], list[float]]:
     """Per repeat: multiprocess p50 − inline p50, and the multiprocess run's hot-hop p50."""
     differences, hops = [], []
-    by_key = {(run["workers"], run["rate"], run["repeat"]): run for run in document["latency"]}
+    by_key = {(run["workers"], run["rate"], run["repeat"]): run for run in document["latency"]
+              if run.get("kind", "latency") == "latency"}
     for (w, r, repeat), run in by_key.items():
         inline = by_key.get((0, r, repeat))
         if w == workers and r == rate and inline and "p50_us" in run and "p50_us" in inline:
@@ -199,6 +216,9 @@ def evaluate_targets(document: dict[str, Any]) -> list[dict[str, Any]]:
     differences, hops = _paired_differences(document, workers, rate)
     excess = spread([d - h for d, h in zip(differences, hops, strict=True)])
     targets.append(_target(f"@ {rate:g}/s: (multiprocess p50 − inline p50) − one hot hop", excess, 0.0, "µs"))
+    completion = _config(document, workers, rate, "completion")
+    targets.append(_target(f"{name}, simulator +2 ms: paper completion p50 ÷ slowest of 3 concurrent raw calls",
+                           completion and completion["completion_over_3_raw"], 1.1, "×"))
     return targets
 
 
@@ -231,7 +251,7 @@ def _latency_configs_table(configs: Sequence[dict[str, Any]]) -> list[str]:
              "| read → fired p50 µs | admitted | busy cores | steal cores |",
              "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]
     for c in configs:
-        if c["rate"] is None:
+        if c.get("kind", "latency") != "latency":
             continue
         lines.append(f"| {c['label']} | {c['runs']} | {_fmt(c['p50_us'], 0)} | {_fmt(c['p99_us'], 0)} | "
                      f"{_fmt(c['floor_sum_us'], 0)} | {_fmt(c['p50_over_floor'], 2)} | {_fmt(c['p99_over_floor'], 2)} | "
@@ -244,7 +264,7 @@ def _floor_parts_table(configs: Sequence[dict[str, Any]]) -> list[str]:
     lines = ["| configuration | " + " | ".join(f"{part} p50 µs" for part in THIN_PARTS) + " |",
              "|---|" + "--:|" * len(THIN_PARTS)]
     for c in configs:
-        if c["rate"] is not None:
+        if c.get("kind", "latency") == "latency":
             lines.append(f"| {c['label']} | " + " | ".join(_fmt(c["floor_parts_p50_us"][p], 0) for p in THIN_PARTS)
                          + " |")
     return lines
@@ -261,11 +281,22 @@ def _cpu_table(configs: Sequence[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _completion_table(configs: Sequence[dict[str, Any]]) -> list[str]:
+    lines = ["| configuration | runs | completion p50 µs | 1 raw POST µs | 3 raw POSTs at once, slowest µs "
+             "| completion ÷ slowest of 3 | completion ÷ one |", "|---|--:|--:|--:|--:|--:|--:|"]
+    for c in configs:
+        if c.get("kind") == "completion":
+            lines.append(f"| {c['label']} | {c['runs']} | {_fmt(c['execution_p50_us'], 0)} | "
+                         f"{_fmt(c['raw_post_round_trip_us'], 0)} | {_fmt(c['three_raw_posts_slowest_us'], 0)} | "
+                         f"{_fmt(c['completion_over_3_raw'], 2)} | {_fmt(c['completion_over_1_raw'], 2)} |")
+    return lines
+
+
 def _saturation_table(configs: Sequence[dict[str, Any]]) -> list[str]:
     lines = ["| configuration | runs | executions/s | busy cores | steal cores | executions/s per busy core "
              "| CPU ms per execution: Trident | all processes |", "|---|--:|--:|--:|--:|--:|--:|--:|"]
     for c in configs:
-        if c["rate"] is None:
+        if c.get("kind") == "saturation":
             lines.append(f"| {c['label']} | {c['runs']} | {_fmt(c['executions_per_s'], 0)} | {_fmt(c['busy_cores'], 2)} | "
                          f"{_fmt(c['steal_cores'], 3)} | {_fmt(c['executions_per_busy_core'], 0)} | "
                          f"{_fmt(c['trident_cpu_ms_per_execution'], 3)} | {_fmt(c['total_cpu_ms_per_execution'], 3)} |")
@@ -306,6 +337,14 @@ def render_markdown(document: dict[str, Any]) -> str:
         "",
         *_cpu_table(configs),
         "",
+        "## Completion with the simulator answering 2 ms late",
+        "",
+        "Paper completion is the triangle's first order fired → its report built (from the reports); "
+        "the references are raw POSTs probed between the same run's signals: one until its answer, "
+        "and three at once on three warm connections until the slowest answer.",
+        "",
+        *_completion_table(configs),
+        "",
         "## Saturation (sent as fast as the socket takes them, 4 connections)",
         "",
         *_saturation_table(configs),
@@ -322,7 +361,7 @@ def render_markdown(document: dict[str, Any]) -> str:
             "|---|--:|--:|--:|--:|--:|--:|--:|"]
     for run in document["latency"]:
         edge = run["edge_means"]
-        if run["repeat"] == 0 and run["rate"] == parameters["target_rate"] and edge:
+        if run["repeat"] == 0 and run["rate"] == parameters["target_rate"] and run.get("kind") == "latency" and edge:
             terms = " | ".join(f"{edge[t]:,.3f}" for t in ("predicted", "model", "fees", "slippage", "latency",
                                                             "rounding", "effective"))
             out.append(f"| {run['label']} | {terms} |")

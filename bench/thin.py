@@ -48,9 +48,12 @@ from shared.kucoin.constants import PLACE_ORDER_TEST
 from shared.store.registry import LeaseRequest, Registry
 from sim.config import DEMO_API_KEY, DEMO_API_PASSPHRASE, DEMO_API_SECRET
 
-__all__ = ["THIN_PARTS", "ThinFloor", "open_thin_floor", "resp_command"]
+__all__ = ["THIN_PARTS", "COMPLETION_PARTS", "ThinFloor", "open_thin_floor", "resp_command"]
 
 THIN_PARTS = ("frame one-way", "EVALSHA raw RESP", "hot hop", "raw POST until seen")
+# The completion run's reference (the simulator answering after an injected latency): one raw
+# POST's full round trip, and three at once on three warm connections until the slowest answer.
+COMPLETION_PARTS = ("raw POST round trip", "3 raw POSTs at once (slowest)")
 _STAMP = struct.Struct(">Q")
 _STAMP_KEY = "bench_sent_ns"  # last key of the map, so its 8 bytes end the frame
 _WARMUP = 20  # probes of each part before any is recorded (connections, caches, first wake-ups)
@@ -76,6 +79,7 @@ class ThinFloor:
     def __init__(self, signal: dict[str, Any]) -> None:
         self.signal = signal
         self.samples: dict[str, list[int]] = {part: [] for part in THIN_PARTS}
+        self._parts: tuple[str, ...] = THIN_PARTS
         self._probes = 0
         self._post_sent: dict[str, int] = {}  # client oid → monotonic ns of the write
         self._frame: tuple[asyncio.StreamReader, asyncio.StreamWriter, FrameDecoder] | None = None
@@ -85,13 +89,16 @@ class ThinFloor:
         self._sha = ""
         self._hop: Any = None
         self._http: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+        self._http_more: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []  # the 3-at-once calls
         self._http_host = ""
         self._signer = Signer(Credentials(DEMO_API_KEY, DEMO_API_SECRET, DEMO_API_PASSPHRASE))
         self._tag = "thin"
 
-    def start_run(self, tag: str) -> None:
-        """Forget the samples of the previous run (each run reports its own floor)."""
-        self.samples = {part: [] for part in THIN_PARTS}
+    def start_run(self, tag: str, parts: tuple[str, ...] = THIN_PARTS) -> None:
+        """Forget the samples of the previous run (each run reports its own floor); probe `parts`
+        (THIN_PARTS, or COMPLETION_PARTS for the completion run) from now on."""
+        self._parts = parts
+        self.samples = {part: [] for part in parts}
         self._post_sent.clear()
         self._probes = 0
         self._tag = tag
@@ -100,9 +107,11 @@ class ThinFloor:
         """One part, the parts in turn; the first `_WARMUP` rounds record nothing."""
         index = self._probes
         self._probes += 1
-        part = THIN_PARTS[index % len(THIN_PARTS)]
-        record = index >= _WARMUP * len(THIN_PARTS)
-        if part == "frame one-way":
+        part = self._parts[index % len(self._parts)]
+        record = index >= _WARMUP * len(self._parts)
+        if part in COMPLETION_PARTS:
+            await self._probe_round_trips(part, index, record)
+        elif part == "frame one-way":
             await self._probe_frame(record)
         elif part == "EVALSHA raw RESP":
             await self._probe_evalsha(index, record)
@@ -113,6 +122,8 @@ class ThinFloor:
 
     def add_post_arrivals(self, order_log: Sequence[dict[str, Any]]) -> None:
         """The POST part's samples, from the simulator's log of when each probe arrived."""
+        if "raw POST until seen" not in self.samples:
+            return
         arrivals = {entry.get("client_oid"): entry.get("arrival_ns") for entry in order_log}
         self.samples["raw POST until seen"] = sorted(
             arrivals[oid] - sent for oid, sent in self._post_sent.items() if arrivals.get(oid) is not None)
@@ -191,6 +202,16 @@ class ThinFloor:
                  *(f"{name}: {value}" for name, value in headers.items())]
         return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
+    @staticmethod
+    async def _answer(reader: asyncio.StreamReader) -> None:
+        """Read one whole HTTP/1.1 answer (headers and a Content-Length body); it must be a 200."""
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+                       if line.lower().startswith(b"content-length:")), 0)
+        await reader.readexactly(length)
+        if not head.startswith(b"HTTP/1.1 200"):
+            raise RuntimeError(f"thin floor POST answered {head[:40]!r}")
+
     async def _probe_post(self, index: int, record: bool) -> None:
         assert self._http is not None
         reader, writer = self._http
@@ -198,14 +219,21 @@ class ThinFloor:
         request = self._post_request(oid)
         sent = time.monotonic_ns()
         writer.write(request)
-        head = await reader.readuntil(b"\r\n\r\n")
-        length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
-                       if line.lower().startswith(b"content-length:")), 0)
-        await reader.readexactly(length)
-        if not head.startswith(b"HTTP/1.1 200"):
-            raise RuntimeError(f"thin floor POST answered {head[:40]!r}")
+        await self._answer(reader)
         if record:
             self._post_sent[oid] = sent
+
+    async def _probe_round_trips(self, part: str, index: int, record: bool) -> None:
+        """One raw POST until its answer is read, or three at once until the slowest is."""
+        assert self._http is not None
+        connections = [self._http] if part == "raw POST round trip" else [self._http, *self._http_more]
+        requests = [self._post_request(f"{self._tag}-rt-{index}-{n}") for n in range(len(connections))]
+        started = time.monotonic_ns()
+        for (_, writer), request in zip(connections, requests, strict=True):
+            writer.write(request)
+        await asyncio.gather(*(self._answer(reader) for reader, _ in connections))
+        if record:
+            self.samples[part].append(time.monotonic_ns() - started)
 
     # --- opening -----------------------------------------------------------------------------
 
@@ -239,9 +267,13 @@ class ThinFloor:
         self._hop = await exits.enter_async_context(echo_bench(self.signal, 50))
         url = urlsplit(stack.sim_url)
         self._http_host = url.netloc
-        http_reader, http_writer = await asyncio.open_connection(url.hostname, url.port)
-        self._http = (http_reader, http_writer)
-        exits.callback(http_writer.close)
+        for _ in range(3):
+            http_reader, http_writer = await asyncio.open_connection(url.hostname, url.port)
+            exits.callback(http_writer.close)
+            if self._http is None:
+                self._http = (http_reader, http_writer)
+            else:
+                self._http_more.append((http_reader, http_writer))
         for _ in range(_WARMUP * len(THIN_PARTS)):
             await self.probe()
 

@@ -67,6 +67,16 @@ def test_targets_are_medians_of_ratios_taken_within_each_run() -> None:
     assert results["intake (decode + validate + refuse) ÷ raw msgpack decode, one core"]["met"] is True
     hop = results["@ 200/s: (multiprocess p50 − inline p50) − one hot hop"]
     assert (hop["measured"], hop["range"], hop["met"]) == (40.0, [40.0, 140.0], False)  # 100, 100, 200 − 60
+    completion = results["multiprocess ×2 @ 200/s, simulator +2 ms: paper completion p50 ÷ slowest of 3 concurrent raw calls"]
+    assert (completion["measured"], completion["met"]) == (None, None)  # no completion run: said, not guessed
+    completion_runs = [{**_run(2, r, 1.0, 1.0, 1.0, multi_cpu), "kind": "completion", "completion_over_3_raw": ratio}
+                       for r, ratio in enumerate((1.05, 1.3, 1.2))]
+    document["configs"] = aggregate([*runs, *completion_runs])
+    results = {t["target"]: t for t in evaluate_targets(document)}
+    completion = results["multiprocess ×2 @ 200/s, simulator +2 ms: paper completion p50 ÷ slowest of 3 concurrent raw calls"]
+    assert (completion["measured"], completion["range"], completion["met"]) == (1.2, [1.05, 1.3], False)
+    latency = next(c for c in document["configs"] if c["workers"] == 2 and c["kind"] == "latency")
+    assert latency["runs"] == 3  # completion runs at the same rate are their own configuration
 
 
 def test_aggregate_gives_median_and_range_per_configuration() -> None:
