@@ -37,7 +37,7 @@ from bench.latency import Run, load_markets, run_config, variant_name
 from bench.plot import plot
 from bench.profile import Profiler, py_spy_available, summarise
 from bench.scaling import measure_scaling
-from bench.stack import Stack, SupervisorProcess, open_stack
+from bench.stack import Stack, SupervisorProcess, open_stack, parse_cpus
 from bench.summary import aggregate, evaluate_targets, render_markdown, run_document
 from bench.thin import open_thin_floor
 from tools.synthetic import Market, synthetic_signals
@@ -104,15 +104,17 @@ async def _profile(stack: Stack, markets: dict[str, Market], plan: Plan, workers
     return {"raw": raw.name, "roles": summarise(recorded).to_dict()}
 
 
-async def run_suite(plan: Plan, workers: int, out: Path, command: str) -> dict[str, Any]:
+async def run_suite(plan: Plan, workers: int, out: Path, command: str, *, infra_cpus: frozenset[int] | None = None,
+                    trident_cpus: frozenset[int] | None = None) -> dict[str, Any]:
     """Everything in `plan`; returns the results document (see bench.summary)."""
     started = time.monotonic()
     document: dict[str, Any] = {
         "command": command, "started_utc": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "host": host_info(), "load_before": _load(),
-        "parameters": {**asdict(plan), "multiprocess_workers": workers},
+        "parameters": {**asdict(plan), "multiprocess_workers": workers,
+                       "infra_cpus": sorted(infra_cpus or ()), "trident_cpus": sorted(trident_cpus or ())},
     }
-    async with open_stack(plan.coins) as stack:
+    async with open_stack(plan.coins, infra_cpus=infra_cpus, trident_cpus=trident_cpus) as stack:
         markets = await load_markets(stack.sim_url)
         probe = synthetic_signals(markets, 1, now_ms=int(time.time() * 1000), prefix="thin")[0]
         runs: list[Run] = []
@@ -170,6 +172,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="directory for results.json/.md and the plot")
     parser.add_argument("--no-profile", action="store_true", help="skip the py-spy profiles of the full run")
     parser.add_argument("--repeats", type=int, help="runs of each configuration (default: 3, quick: 1)")
+    parser.add_argument("--infra-cpus", type=parse_cpus, metavar="LIST",
+                        help="pin the simulator, Redis and the sender to these CPUs (taskset -c syntax, e.g. 0-1)")
+    parser.add_argument("--trident-cpus", type=parse_cpus, metavar="LIST",
+                        help="pin the supervisor and its workers to these CPUs (e.g. 2-5), off --infra-cpus")
     args = parser.parse_args(argv)
     if args.workers < 1:
         parser.error("--workers must be >= 1 (the inline variant always runs beside it)")
@@ -182,7 +188,10 @@ def main(argv: list[str] | None = None) -> int:
         plan = Plan(**{**asdict(plan), "repeats": args.repeats})
     command = "python -m bench" + "".join(f" {arg}" for arg in (argv if argv is not None else sys.argv[1:]))
     args.out.mkdir(parents=True, exist_ok=True)
-    document = uvloop.run(run_suite(plan, args.workers, args.out, command))
+    if args.infra_cpus and args.trident_cpus and args.infra_cpus & args.trident_cpus:
+        parser.error("--infra-cpus and --trident-cpus must not share a CPU")
+    document = uvloop.run(run_suite(plan, args.workers, args.out, command, infra_cpus=args.infra_cpus,
+                                    trident_cpus=args.trident_cpus))
     write_json(args.out / "results.json", document)
     markdown = render_markdown(document)
     (args.out / "results.md").write_text(markdown, encoding="utf-8")

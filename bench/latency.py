@@ -206,7 +206,8 @@ async def run_config(stack: Stack, markets: dict[str, Market], *, workers: int, 
     redis = aioredis.Redis.from_url(stack.redis.url)
     signals = synthetic_signals(markets, count, seed=seed, now_ms=0, prefix=tag)
     await redis.hset(keys.CONFIG, mapping=_BENCH_CONFIG)
-    supervisor = SupervisorProcess(stack, workers)
+    # Books stamped ahead would be refused as future_book: this supervisor accepts them.
+    supervisor = SupervisorProcess(stack, workers, book_skew_ms=2 * book_ahead_ms if book_ahead_ms else None)
     try:
         async with make_session() as session:
             async with session.post(stack.sim_url + "/_sim/reset") as response:

@@ -7,12 +7,15 @@ import os
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
+
 
 from bench.common import LatencySummary, cdf_points
 from bench.intake import INTAKE_VARIANTS, measure_intake
 from bench.markets import write_bench_markets
 from bench.profile import summarise
 from bench.procstat import CpuSnapshot, busy_and_steal
+from bench.stack import parse_cpus
 from bench.summary import aggregate, evaluate_targets, is_trident_role, spread
 from bench.thin import THIN_PARTS, resp_command
 from sim.market import DEFAULT_MARKETS_PATH, load_markets
@@ -138,3 +141,10 @@ async def test_intake_counts_every_stage_and_refuses_every_frame() -> None:
     result = await measure_intake(signals, repeats=1)  # raises unless all 40 were refused as paused
     assert set(result.per_s) == set(INTAKE_VARIANTS) and all(rate > 0 for rate in result.per_s.values())
     assert result.refuse_ratio == result.per_s["decode + validate + refuse"] / result.per_s["msgpack decode"]
+
+
+def test_cpu_lists_read_as_taskset_writes_them() -> None:
+    assert parse_cpus("0-3,6") == frozenset({0, 1, 2, 3, 6})
+    assert parse_cpus("2") == frozenset({2})
+    with pytest.raises(ValueError):
+        parse_cpus("x")
