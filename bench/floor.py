@@ -244,3 +244,45 @@ def _unpack_samples(signal: dict[str, Any], count: int) -> list[int]:
         samples.append(time.perf_counter_ns() - started)
     return samples
 
+
+
+async def _run(samples: int, rate: float, coins: int) -> FloorResult:
+    from bench.latency import load_markets  # noqa: PLC0415 - bench.latency imports this module
+    from bench.stack import open_stack  # noqa: PLC0415
+    from tools.synthetic import synthetic_signals  # noqa: PLC0415
+
+    async with open_stack(coins) as stack:
+        markets = await load_markets(stack.sim_url)
+        probe = synthetic_signals(markets, 1, now_ms=int(time.time() * 1000), prefix="floor")[0]
+        return await measure_floor(stack, probe, samples, round(1e9 / rate))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m bench.floor [--samples 2000] [--rate 200] [--json OUT]`: each part alone, paced."""
+    import argparse  # noqa: PLC0415 - the command line only
+    import sys  # noqa: PLC0415
+
+    from bench.common import host_info, markdown_table, write_json  # noqa: PLC0415
+
+    parser = argparse.ArgumentParser(prog="python -m bench.floor",
+                                     description="The floor: each part of the signal→wire path alone, paced.")
+    parser.add_argument("--samples", type=int, default=2000, help="measured operations per part")
+    parser.add_argument("--rate", type=float, default=200.0, help="operations per second (each wakes an idle peer)")
+    parser.add_argument("--coins", type=int, default=24, help="synthetic coins added to the markets")
+    parser.add_argument("--json", help="also write the results here")
+    args = parser.parse_args(argv)
+    if args.samples < 1 or args.rate <= 0:
+        parser.error("--samples must be >= 1 and --rate > 0")
+    result = uvloop.run(_run(args.samples, args.rate, args.coins))
+    print(markdown_table(result.summaries()))
+    print(f"\nfloor sum (p50 of {' + '.join(FLOOR_PARTS)}): {result.floor_sum_us:,.1f} µs")
+    if args.json:
+        write_json(args.json, {"host": host_info(), "parameters": vars(args),
+                               "parts": [s.to_dict() for s in result.summaries()],
+                               "sum_p50_us": round(result.floor_sum_us, 1)})
+    sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

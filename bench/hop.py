@@ -57,9 +57,9 @@ from bench.common import (
 )
 from shared.channel import Channel, Hello, Job
 
-__all__ = ["DEFAULT_SIGNAL_PATH", "HopSamples", "echo_worker", "stamp_arrival", "paced_hops", "run", "main"]
+__all__ = ["DEFAULT_SIGNAL_PATH", "HopSamples", "echo_bench", "echo_worker", "stamp_arrival", "paced_hops", "run", "main"]
 
-DEFAULT_SIGNAL_PATH = Path(__file__).resolve().parents[2] / "shared" / "examples" / "signal.json"
+DEFAULT_SIGNAL_PATH = Path(__file__).resolve().with_name("example_signal.json")  # the contract's example
 
 _TO_WORKER = "supervisor→worker"
 _TO_SUPERVISOR = "worker→supervisor"
@@ -168,7 +168,7 @@ class _EchoBench:
 
 
 @asynccontextmanager
-async def _echo_bench(signal: dict[str, Any], warmup: int) -> AsyncIterator[_EchoBench]:
+async def echo_bench(signal: dict[str, Any], warmup: int) -> AsyncIterator[_EchoBench]:
     """A warmed-up echo worker process and the supervisor's end of its channel."""
     parent_end, child_end = socket.socketpair()
     process = aiomultiprocess.Process(
@@ -192,7 +192,7 @@ async def _echo_bench(signal: dict[str, Any], warmup: int) -> AsyncIterator[_Ech
 async def _channel_variants(
     signal: dict[str, Any], count: int, warmup: int, burst: int, interval_ns: int
 ) -> list[HopSamples]:
-    async with _echo_bench(signal, warmup) as bench:
+    async with echo_bench(signal, warmup) as bench:
         interval_ms = interval_ns / 1e6
         return [
             await bench.batched("channel back-to-back", count, 1),
@@ -203,7 +203,7 @@ async def _channel_variants(
 
 async def paced_hops(signal: dict[str, Any], count: int, warmup: int, interval_ns: int) -> HopSamples:
     """The channel hop alone, one job every `interval_ns` (the suite's floor uses it)."""
-    async with _echo_bench(signal, warmup) as bench:
+    async with echo_bench(signal, warmup) as bench:
         return await bench.paced(f"channel paced {interval_ns / 1e6:g} ms", count, interval_ns)
 
 

@@ -149,3 +149,45 @@ async def measure_intake(signals: Sequence[dict[str, Any]], repeats: int = 3) ->
     if admission.refusals["paused"] != repeats * count:
         raise RuntimeError(f"expected every frame refused as paused, got {dict(admission.refusals)}")
     return IntakeResult(count, round(sum(map(len, frames)) / count), {k: round(v, 1) for k, v in per_s.items()})
+
+
+async def _synthetic_stream(frames: int, coins: int) -> list[dict[str, Any]]:
+    from bench.latency import load_markets  # noqa: PLC0415 - the command line only (needs the simulator)
+    from bench.stack import open_stack  # noqa: PLC0415
+    from tools.synthetic import synthetic_signals  # noqa: PLC0415
+
+    async with open_stack(coins) as stack:
+        markets = await load_markets(stack.sim_url)
+    return synthetic_signals(markets, frames, now_ms=int(time.time() * 1000), prefix="intake")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m bench.intake [--frames 20000] [--repeats 3] [--json OUT]`."""
+    import argparse  # noqa: PLC0415 - the command line only
+
+    import uvloop  # noqa: PLC0415
+
+    from bench.common import host_info, write_json  # noqa: PLC0415
+
+    parser = argparse.ArgumentParser(prog="python -m bench.intake", description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", type=int, default=20000, help="synthetic signals framed as the socket carries them")
+    parser.add_argument("--repeats", type=int, default=3, help="passes per variant; the best is kept")
+    parser.add_argument("--coins", type=int, default=24, help="synthetic coins added to the markets")
+    parser.add_argument("--json", help="also write the results here")
+    args = parser.parse_args(argv)
+    if args.frames < 1 or args.repeats < 1:
+        parser.error("--frames and --repeats must be >= 1")
+    signals = uvloop.run(_synthetic_stream(args.frames, args.coins))
+    result = uvloop.run(measure_intake(signals, args.repeats))
+    raw = result.per_s["msgpack decode"]
+    print(f"{result.frames} frames of {result.frame_bytes} B, one core, best of {args.repeats}:\n")
+    print("| stage | frames/s | of raw decode |\n|---|--:|--:|")
+    for name in INTAKE_VARIANTS:
+        print(f"| {name} | {result.per_s[name]:,.0f} | {result.per_s[name] / raw:.0%} |")
+    if args.json:
+        write_json(args.json, {"host": host_info(), "parameters": vars(args), **result.to_dict()})
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

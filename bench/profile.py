@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import shutil
 import subprocess
+import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,8 +28,15 @@ _ENTRY_POINTS = ("tools/cli.py",)  # on every supervisor stack: says nothing abo
 _TOP = 12
 
 
+def _py_spy() -> str | None:
+    """py-spy on PATH, or beside this interpreter (a venv's bin/ is not on PATH when it is run
+    as `.venv/bin/python -m bench`)."""
+    beside = Path(sys.executable).with_name("py-spy")
+    return shutil.which("py-spy") or (str(beside) if beside.is_file() else None)
+
+
 def py_spy_available() -> bool:
-    return shutil.which("py-spy") is not None
+    return _py_spy() is not None
 
 
 class Profiler:
@@ -38,7 +46,7 @@ class Profiler:
         self.output = output
         output.parent.mkdir(parents=True, exist_ok=True)
         self.process = subprocess.Popen(
-            ["py-spy", "record", "--pid", str(pid), "--subprocesses", "--nonblocking", "--format", "raw",
+            [_py_spy() or "py-spy", "record", "--pid", str(pid), "--subprocesses", "--nonblocking", "--format", "raw",
              "--rate", str(_RATE_HZ), "--duration", str(max(1, math.ceil(duration_s))), "-o", str(output)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )

@@ -24,10 +24,12 @@ SCALING_CONNECTIONS = 4
 BOOK_AHEAD_MS = 600_000  # see run_config: the backlog's books must not go stale
 
 
-async def measure_scaling(stack: Stack, markets: dict[str, Market], workers: Sequence[int], count: int) -> list[Run]:
+async def measure_scaling(stack: Stack, markets: dict[str, Market], workers: Sequence[int], count: int,
+                          tag: str = "") -> list[Run]:
     """One saturating run per worker count, in the order given."""
     return [
-        await run_config(stack, markets, workers=n, rate=None, count=count, tag=f"scale{n}w",
-                         connections=SCALING_CONNECTIONS, book_ahead_ms=BOOK_AHEAD_MS)
+        await run_config(stack, markets, workers=n, rate=None, count=count, tag=f"scale{n}w{tag}",
+                         connections=SCALING_CONNECTIONS, book_ahead_ms=BOOK_AHEAD_MS,
+                         kind="saturation")
         for n in workers
     ]

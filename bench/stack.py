@@ -34,7 +34,7 @@ from shared.store import keys
 from sim.config import DEMO_API_KEY, DEMO_API_PASSPHRASE, DEMO_API_SECRET
 from tools.embedded_redis import EmbeddedRedis
 
-__all__ = ["Stack", "SupervisorProcess", "open_stack", "cpu_seconds", "status_counts", "free_port", "wait_http"]
+__all__ = ["Stack", "SupervisorProcess", "open_stack", "parse_cpus", "cpu_seconds", "status_counts", "free_port", "wait_http"]
 
 _UNLIMITED = "1000000000"
 _STOP_TIMEOUT_S = 15
@@ -64,23 +64,42 @@ async def wait_http(url: str, timeout_s: float = 20.0) -> None:
 
 @dataclass(frozen=True, slots=True)
 class Stack:
-    """What every part of one suite run shares."""
+    """What every part of one suite run shares; `trident_cpus`, when set, pins each supervisor
+    (and the workers it spawns, which inherit its affinity) to those CPUs."""
 
     workdir: Path
     redis: EmbeddedRedis
     redis_pid: int
     sim_url: str
     simulator: subprocess.Popen[bytes]
+    trident_cpus: frozenset[int] | None = None
 
     def pids(self) -> dict[str, int]:
         """The long-lived processes by role (the supervisor's are added per run)."""
         return {"simulator": self.simulator.pid, "redis": self.redis_pid, "bench": os.getpid()}
 
 
+def parse_cpus(text: str) -> frozenset[int]:
+    """A CPU list as `taskset -c` takes it: "0", "0,1", "0-3,6"."""
+    cpus: set[int] = set()
+    for part in text.split(","):
+        first, _, last = part.strip().partition("-")
+        cpus.update(range(int(first), int(last or first) + 1))
+    if not cpus:
+        raise ValueError(f"no CPUs in {text!r}")
+    return frozenset(cpus)
+
+
 @asynccontextmanager
-async def open_stack(coins: int) -> AsyncIterator[Stack]:
+async def open_stack(coins: int, *, infra_cpus: frozenset[int] | None = None,
+                     trident_cpus: frozenset[int] | None = None) -> AsyncIterator[Stack]:
     """Redis and the simulator (with `coins` extra coins, see `bench.markets`) in a private
-    temporary directory, all removed when the block ends."""
+    temporary directory, all removed when the block ends.
+
+    For a machine with cores to spare: `infra_cpus` pins the simulator, Redis and this process
+    (the sender) to those CPUs and `trident_cpus` the supervisors and their workers to others,
+    as `taskset -c` would, so the processes under test do not share cores with the load.
+    """
     workdir = Path(tempfile.mkdtemp(prefix="trident-bench-"))  # short: Unix socket paths live here
     markets = write_bench_markets(workdir / "markets.json", coins)
     port = free_port()
@@ -93,8 +112,11 @@ async def open_stack(coins: int) -> AsyncIterator[Stack]:
             client = syncredis.Redis.from_url(redis_server.url)
             redis_pid = int(client.info("server")["process_id"])
             client.close()
+            if infra_cpus:
+                for pid in (simulator.pid, redis_pid, os.getpid()):
+                    os.sched_setaffinity(pid, infra_cpus)
             await wait_http(f"http://127.0.0.1:{port}")
-            yield Stack(workdir, redis_server, redis_pid, f"http://127.0.0.1:{port}", simulator)
+            yield Stack(workdir, redis_server, redis_pid, f"http://127.0.0.1:{port}", simulator, trident_cpus)
     finally:
         simulator.send_signal(signals.SIGTERM)
         simulator.wait(timeout=_STOP_TIMEOUT_S)
@@ -104,7 +126,9 @@ async def open_stack(coins: int) -> AsyncIterator[Stack]:
 class SupervisorProcess:
     """`trident run` with `workers` worker processes (0: inline) against the stack."""
 
-    def __init__(self, stack: Stack, workers: int) -> None:
+    def __init__(self, stack: Stack, workers: int, book_skew_ms: int | None = None) -> None:
+        """`book_skew_ms`: how far ahead of its clock this supervisor accepts a book time (a
+        saturating run stamps books ahead, see `bench.latency.run_config`); None: the default."""
         self.stack = stack
         self.workers = workers
         self.socket_path = str(stack.workdir / "signals.sock")
@@ -112,12 +136,14 @@ class SupervisorProcess:
             **os.environ, "TRIDENT_API_KEY": DEMO_API_KEY, "TRIDENT_API_SECRET": DEMO_API_SECRET,
             "TRIDENT_API_PASSPHRASE": DEMO_API_PASSPHRASE, "TRIDENT_RATE_BUDGET_LIMIT": _UNLIMITED,
             "TRIDENT_METRICS_PORT": "0",
+            **({"TRIDENT_BOOK_SKEW_MS": str(book_skew_ms)} if book_skew_ms is not None else {}),
         }
         self.process = subprocess.Popen(
             [sys.executable, "-m", "tools.cli", "run", "--socket", self.socket_path,
              "--redis-url", stack.redis.url, "--workers", str(workers), "--exchange-url", stack.sim_url,
              "--spool-dir", str(stack.workdir / "spool"), "--log-level", "warning"],
             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            preexec_fn=(lambda: os.sched_setaffinity(0, stack.trident_cpus)) if stack.trident_cpus else None,  # noqa: PLW1509
         )
 
     @property
@@ -126,11 +152,25 @@ class SupervisorProcess:
 
     def worker_pids(self) -> list[int]:
         """The worker processes (aiomultiprocess spawns them as children of the supervisor)."""
+        return self.child_roles().get("workers", [])
+
+    def child_roles(self) -> dict[str, list[int]]:
+        """The supervisor's children by role: `workers` (each holds a warm connection to the
+        exchange) and `manager` (aiomultiprocess's multiprocessing manager, spawned the same way)."""
         try:
             children = psutil.Process(self.pid).children(recursive=True)
         except psutil.NoSuchProcess:
-            return []
-        return [child.pid for child in children if "resource_tracker" not in " ".join(_cmdline(child))]
+            return {}
+        roles: dict[str, list[int]] = {"workers": [], "manager": []}
+        for child in children:
+            if "resource_tracker" in " ".join(_cmdline(child)):
+                continue
+            try:
+                connected = any(c.raddr for c in child.net_connections(kind="inet"))
+            except psutil.Error:
+                connected = False
+            roles["workers" if connected else "manager"].append(child.pid)
+        return roles
 
     async def status(self, redis: aioredis.Redis) -> dict[str, str]:
         """Its status hash (refreshed every second), empty until the first refresh."""

@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 import msgpack
 
 from shared.codec import HEADER, FrameDecoder
+from shared.signal import Signal, signal_from_compact, signal_to_compact
 
 __all__ = ["Job", "Done", "Cancel", "Hello", "Message", "Channel", "decode_message"]
 
@@ -23,15 +24,22 @@ _JOB, _DONE, _CANCEL, _HELLO = 1, 2, 3, 4
 
 
 class Job(NamedTuple):
-    """Supervisor → worker: run one admitted signal (already validated; `signal` is its wire map)."""
+    """Supervisor → worker: run one admitted signal.
+
+    `signal` is the validated `Signal`: it crosses the socketpair in its compact pre-validated
+    form and the worker rebuilds it without validating again (the inline pool hands over the
+    object itself). A contract mapping (`dict`) is still accepted, and the executor validates
+    that one: nothing unvalidated ever runs.
+    """
 
     correlation_id: str
-    signal: dict[str, Any]
+    signal: Signal | dict[str, Any]
     received_ms: int  # wall clock when the supervisor read the frame (reports, Grafana)
     received_ns: int  # monotonic when the supervisor read the frame (latency)
 
     def to_wire(self) -> list[Any]:
-        return [_JOB, self.correlation_id, self.signal, self.received_ms, self.received_ns]
+        signal = signal_to_compact(self.signal) if isinstance(self.signal, Signal) else self.signal
+        return [_JOB, self.correlation_id, signal, self.received_ms, self.received_ns]
 
 
 class Done(NamedTuple):
@@ -100,8 +108,10 @@ def decode_message(wire: Any) -> Message:
     if not isinstance(wire, list) or not wire or wire[0] not in _BUILDERS:
         raise ValueError(f"unknown channel message: {wire!r:.80}")
     try:
+        if wire[0] == _JOB and len(wire) == 5 and isinstance(wire[2], list):  # the compact, validated form
+            return Job(wire[1], signal_from_compact(wire[2]), wire[3], wire[4])
         return _BUILDERS[wire[0]](*wire[1:])
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:
         raise ValueError(f"malformed channel message: {wire!r:.80}") from exc
 
 

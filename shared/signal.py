@@ -36,7 +36,10 @@ from shared.signal_fields import (
     show_value,
 )
 
-__all__ = ["REASONS", "SignalError", "BookLevel", "Book", "Leg", "Signal", "parse_signal", "signal_to_wire"]
+__all__ = [
+    "REASONS", "SignalError", "BookLevel", "Book", "Leg", "Signal", "parse_signal", "signal_to_wire",
+    "signal_to_compact", "signal_from_compact",
+]
 
 MAX_LEVELS = 200
 MAX_FEE_RATE = Decimal("0.1")
@@ -372,3 +375,54 @@ def signal_to_wire(signal: Signal) -> dict:
         "t_arrive_ms": signal.t_arrive_ms,
         "t_eval_ms": signal.t_eval_ms,
     }
+
+
+# --- the pre-validated form that crosses to a worker --------------------------------------------
+
+
+def _levels_to_compact(levels: tuple[BookLevel, ...]) -> list[str]:
+    flat: list[str] = []
+    for level in levels:
+        flat.append(str(level.price))
+        flat.append(str(level.size))
+    return flat
+
+
+def _levels_from_compact(flat: list[str]) -> tuple[BookLevel, ...]:
+    return tuple(BookLevel(Decimal(flat[i]), Decimal(flat[i + 1])) for i in range(0, len(flat), 2))
+
+
+def signal_to_compact(signal: Signal) -> list:
+    """`signal` as plain msgpack-able lists, in field order, amounts as exact Decimal strings.
+
+    The supervisor validates a signal once; its workers receive this form and rebuild the
+    `Signal` with `signal_from_compact`, which checks nothing. It carries no keys, so it also
+    packs and unpacks in less time than the contract mapping.
+    """
+    return [
+        signal.correlation_id, list(signal.triangle_key), signal.primary_quote, str(signal.starting_volume),
+        signal.predicted_bps, signal.live,
+        [[leg.pair, leg.side, str(leg.order_param), str(leg.base_min_size), str(leg.base_increment),
+          str(leg.quote_increment), str(leg.fee_rate), leg.fee_currency] for leg in signal.legs],
+        [[_levels_to_compact(book.asks), _levels_to_compact(book.bids)] for book in signal.books],
+        signal.book_ts_ms, signal.ts_ms, signal.t_sock_arrive_ms, signal.t_arrive_ms, signal.t_eval_ms,
+    ]
+
+
+def signal_from_compact(compact: list) -> Signal:
+    """Rebuild the `Signal` that `signal_to_compact` flattened, without validating it again.
+
+    Only for what a supervisor validated (the worker channel between Trident's own processes);
+    anything from outside goes through `parse_signal`. A malformed form raises ValueError.
+    """
+    try:
+        cid, key, quote, volume, bps, live, legs, books, *stamps = compact
+        return Signal(
+            cid, (key[0], key[1], key[2]), quote, Decimal(volume), bps, live,
+            tuple(Leg(pair, side, Decimal(op), Decimal(bms), Decimal(bi), Decimal(qi), Decimal(fee), fee_ccy)
+                  for pair, side, op, bms, bi, qi, fee, fee_ccy in legs),  # type: ignore[arg-type]
+            tuple(Book(_levels_from_compact(asks), _levels_from_compact(bids)) for asks, bids in books),  # type: ignore[arg-type]
+            *stamps,
+        )
+    except (TypeError, ValueError, IndexError, ArithmeticError) as exc:
+        raise ValueError(f"malformed compact signal ({type(exc).__name__})") from exc

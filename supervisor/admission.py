@@ -123,10 +123,8 @@ class Admission:
             await self._release_quietly(cid, result.token)
             self.refuse("no_worker", "no worker process is ready", cid)
             return None
-        wire = dict(raw) if isinstance(raw, Mapping) else {}
-        wire["correlation_id"] = cid
         self._in_flight[cid] = InFlight(result.token, signal.triangle_key)
-        self._pool.dispatch(worker, Job(cid, wire, received_ms, received_ns))
+        self._pool.dispatch(worker, Job(cid, signal, received_ms, received_ns))  # validated once: here
         self.admitted += 1
         return cid
 

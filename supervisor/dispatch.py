@@ -55,6 +55,7 @@ class WorkerPool:
         self._stopping = False
         self._changed = asyncio.Event()  # set whenever a worker becomes ready or exits
         self.respawns = 0
+        self._last_pick = -1  # index of the worker pick() chose last: ties rotate past it
 
     @property
     def workers(self) -> list[WorkerHandle]:
@@ -95,12 +96,20 @@ class WorkerPool:
                 await self._changed.wait()
 
     def pick(self) -> WorkerHandle | None:
-        """Least-loaded ready worker (ties go to the lowest index, keeping one warm when idle)."""
-        best: WorkerHandle | None = None
-        for worker in self._workers.values():
-            if worker.ready.is_set() and (best is None or worker.load < best.load):
-                best = worker
-        return best
+        """Least-loaded ready worker; ties rotate, starting after the worker picked last.
+
+        Breaking ties toward the lowest index left worker 1 nearly idle at 200/s (each job was
+        done before the next arrived, so every tie went to worker 0). Rotating the ties spreads
+        the work, and the CPU, over every idle worker.
+        """
+        ready = sorted((w for w in self._workers.values() if w.ready.is_set()), key=lambda w: w.index)
+        if not ready:
+            return None
+        least = min(w.load for w in ready)
+        tied = [w for w in ready if w.load == least]
+        chosen = next((w for w in tied if w.index > self._last_pick), tied[0])
+        self._last_pick = chosen.index
+        return chosen
 
     def dispatch(self, worker: WorkerHandle, job: Job) -> None:
         worker.in_flight[job.correlation_id] = None

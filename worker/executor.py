@@ -25,7 +25,7 @@ from shared.kucoin.session import make_session
 from shared.money import fmt_decimal
 from shared.report import ExecutionReport, Status
 from shared.settings import Settings
-from shared.signal import SignalError, parse_signal
+from shared.signal import Signal, SignalError, parse_signal
 from shared.store.connect import connect
 from shared.store.ratebudget import RateBudget
 from shared.store.reports import ReportPublisher
@@ -126,10 +126,12 @@ class Worker:
             log.debug("rate_budget_observe_failed", error=str(exc))
 
     async def execute(self, job: Job) -> ExecutionReport:
-        try:
-            signal = parse_signal(job.signal)
-        except SignalError as exc:
-            return _failure(job, self.context, str(exc))
+        signal = job.signal
+        if not isinstance(signal, Signal):  # a contract mapping, not the supervisor's validated form
+            try:
+                signal = parse_signal(signal)
+            except SignalError as exc:
+                return _failure(job, self.context, str(exc))
         if signal.live:
             if self.live is None:  # the supervisor refuses these in paper mode; this is the second lock
                 return _failure(job, self.context, "live signal refused: this service runs in paper mode")
@@ -171,7 +173,10 @@ def _done_message(report: ExecutionReport) -> Done:
 
 def _failure(job: Job, context: ExecutionContext, error: str, error_code: str = "") -> ExecutionReport:
     """A report for an execution that could not even start (or crashed): failed, with why."""
-    triangle = job.signal.get("triangle_key") if isinstance(job.signal, dict) else None
+    if isinstance(job.signal, Signal):
+        triangle: object = list(job.signal.triangle_key)
+    else:
+        triangle = job.signal.get("triangle_key") if isinstance(job.signal, dict) else None
     return ExecutionReport(
         correlation_id=job.correlation_id, status=Status.FAILED, mode=context.mode, fill_model=context.fill_model,
         triangle=tuple(str(p) for p in triangle) if isinstance(triangle, list) else (),

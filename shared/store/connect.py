@@ -12,7 +12,8 @@ not at each call site:
   ``redis_timeout_s`` (a wrong address fails fast with one clear line), but a reply may take as
   long as Redis needs: a person is waiting, not a signal.
 
-Responses stay bytes (no ``decode_responses``): the report stream and frames are binary-safe,
+Commands are packed by hiredis in one C call (`shared.store.packing`): a report's XADD is one
+packed write, not ~200 arguments encoded in Python. Responses stay bytes (no ``decode_responses``): the report stream and frames are binary-safe,
 and readers turn replies into text with `shared.codec.as_text`.
 """
 
@@ -24,6 +25,7 @@ from typing import Literal
 import redis.asyncio as aioredis
 
 from shared.settings import Settings
+from shared.store.packing import packed_connection_class
 
 __all__ = ["Role", "ROLES", "connect"]
 
@@ -53,8 +55,12 @@ def connect(settings: Settings, role: Role) -> aioredis.Redis:
     except KeyError:
         raise ValueError(f"unknown Redis client role {role!r}; expected one of {', '.join(ROLES)}") from None
     limit = settings.redis_timeout_s
-    return aioredis.Redis.from_url(
+    client = aioredis.Redis.from_url(
         settings.redis_url,
         socket_connect_timeout=limit if timeouts.bound_connect else None,
         socket_timeout=limit if timeouts.bound_replies else None,
     )
+    # Set on the pool, not passed to from_url: a unix:// URL's own class would override it there.
+    # No connection exists yet, so every one the pool opens packs in C (see shared.store.packing).
+    client.connection_pool.connection_class = packed_connection_class(settings.redis_url)
+    return client

@@ -9,6 +9,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import msgpack
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -21,6 +22,8 @@ from shared.signal import (
     Signal,
     SignalError,
     parse_signal,
+    signal_from_compact,
+    signal_to_compact,
     signal_to_wire,
 )
 from tests.support.examples import examples
@@ -417,3 +420,21 @@ def test_valid_signals_parse_and_round_trip_through_the_wire(case: tuple[dict[st
     assert json.loads(json.dumps(wire)) == wire  # plain JSON/msgpack types only
     assert parse_signal(wire) == signal
     assert not math.isnan(signal.predicted_bps)
+
+
+@settings(max_examples=examples(200), suppress_health_check=[HealthCheck.too_slow])
+@given(valid_raw_signals())
+def test_the_compact_form_rebuilds_the_same_signal_exactly(case: tuple[dict[str, Any], dict[str, Any]]) -> None:
+    """What crosses to a worker: through msgpack and back, equal, every amount with its exponent."""
+    signal = parse_signal(case[0])
+    rebuilt = signal_from_compact(msgpack.unpackb(msgpack.packb(signal_to_compact(signal)), raw=False))
+    assert rebuilt == signal
+    amounts = [(leg.order_param, leg.fee_rate) for leg in signal.legs]
+    assert [(leg.order_param.as_tuple(), leg.fee_rate.as_tuple()) for leg in rebuilt.legs] == [
+        (a.as_tuple(), f.as_tuple()) for a, f in amounts]
+
+
+@pytest.mark.parametrize("compact", [[], ["c"], [1, 2, 3, 4, 5, 6, 7, 8], "text"])
+def test_a_malformed_compact_form_raises_value_error(compact: Any) -> None:
+    with pytest.raises(ValueError):
+        signal_from_compact(compact)
