@@ -151,18 +151,26 @@ class _FileWriter:
 
 
 class _FileTee:
-    """structlog processor: queues a plain-text copy of the (already redacted) event."""
+    """structlog processor: queues a plain-text copy of the (already redacted) event.
+
+    An event with a `line` (the execution log's `FILL BTC-USDT buy …`) is written as that text,
+    as the seed's log read; any other as its name and key=value pairs."""
 
     def __init__(self, writer: _FileWriter) -> None:
         self._writer = writer
 
     def __call__(self, logger: object, method_name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
-        extras = " ".join(
-            f"{key}={_plain(value)}" for key, value in event_dict.items() if key not in _FILE_SKIPPED_KEYS
-        )
+        readable = event_dict.get("line")
+        if isinstance(readable, str):
+            text = readable
+        else:
+            extras = " ".join(
+                f"{key}={_plain(value)}" for key, value in event_dict.items() if key not in _FILE_SKIPPED_KEYS
+            )
+            text = f"{event_dict.get('event', '')} {extras}"
         line = (
             f"{event_dict.get('timestamp', '')} [{str(event_dict.get('level', '')).upper():<8}] "
-            f"{event_dict.get('process', '')} {event_dict.get('event', '')} {extras}".rstrip()
+            f"{event_dict.get('process', '')} {text}".rstrip()
         )
         for block in ("stack", "exception"):
             if event_dict.get(block):

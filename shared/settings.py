@@ -13,6 +13,7 @@ variable plus `_FILE` (systemd credentials, Docker secrets), or from `api_key`, 
 
 from __future__ import annotations
 
+import difflib
 import os
 import stat
 import tomllib
@@ -22,7 +23,7 @@ from urllib.parse import unquote, urlsplit
 
 from shared.credentials import Credentials
 
-__all__ = ["Settings", "SettingsError", "load_settings", "ENV_PREFIX"]
+__all__ = ["Settings", "SettingsError", "load_settings", "setting_sources", "unknown_env_warnings", "ENV_PREFIX"]
 
 ENV_PREFIX = "TRIDENT_"
 _CONFIG_ENV = "TRIDENT_CONFIG"
@@ -292,6 +293,34 @@ def _credential_text(value: object, key: str) -> str:
 _ENV_ALIASES = {"socket_path": "TRIDENT_SOCKET"}
 
 
+# TRIDENT_* names that are not settings but are read by something else (the Procfile's run dir).
+_OTHER_ENV = frozenset(("TRIDENT_RUN_DIR",))
+
+
+def _known_env_names() -> frozenset[str]:
+    names = {ENV_PREFIX + name.upper() for name in _FIELD_NAMES}
+    names |= set(_ENV_ALIASES.values()) | {_CONFIG_ENV} | _OTHER_ENV
+    for key in (*_CREDENTIAL_KEYS, _KEY_VERSION):
+        names |= {ENV_PREFIX + key.upper(), ENV_PREFIX + key.upper() + "_FILE"}
+    return frozenset(names)
+
+
+def unknown_env_warnings(env: Mapping[str, str] | None = None) -> list[str]:
+    """One line per `TRIDENT_*` variable that is no setting, naming the nearest real one.
+
+    A typo (`TRIDENT_WORKES=8`) would otherwise be ignored in silence and the default used.
+    """
+    env = os.environ if env is None else env
+    known = _known_env_names()
+    lines = []
+    for var in sorted(name for name in env if name.startswith(ENV_PREFIX) and name not in known):
+        # compared without the shared prefix, which would make every name look alike
+        nearest = difflib.get_close_matches(var[len(ENV_PREFIX):], [n[len(ENV_PREFIX):] for n in known], n=1)
+        hint = f"; did you mean {ENV_PREFIX}{nearest[0]}?" if nearest else " (no setting has a similar name)"
+        lines.append(f"warning: {var} is not a Trident setting and is ignored{hint}")
+    return lines
+
+
 def load_settings(
     env: Mapping[str, str] | None = None, config_file: str | None = None, **overrides: object
 ) -> Settings:
@@ -323,3 +352,35 @@ def load_settings(
     if credentials is None:
         credentials = _load_credentials(env, config)
     return Settings(**values, credentials=credentials)  # type: ignore[arg-type]
+
+
+def setting_sources(
+    env: Mapping[str, str] | None = None, config_file: str | None = None, **overrides: object
+) -> dict[str, str]:
+    """Where each setting in force came from, by the same precedence as `load_settings`:
+    `flag`, the environment variable's name, `file <path>`, or `default`."""
+    env = os.environ if env is None else env
+    path = config_file or env.get(_CONFIG_ENV) or None
+    config = _read_toml(path) if path else {}
+    sources: dict[str, str] = {}
+    for name in _FIELD_NAMES:
+        var = ENV_PREFIX + name.upper()
+        if overrides.get(name) is not None:
+            sources[name] = "flag"
+        elif env.get(var):
+            sources[name] = var
+        elif name in _ENV_ALIASES and env.get(_ENV_ALIASES[name]):
+            sources[name] = _ENV_ALIASES[name]
+        elif name in config:
+            sources[name] = f"file {path}"
+        else:
+            sources[name] = "default"
+    parts = []
+    for key in _CREDENTIAL_KEYS:
+        var = ENV_PREFIX + key.upper()
+        if env.get(var) or env.get(var + "_FILE"):
+            parts.append(var if env.get(var) else var + "_FILE")
+        elif config.get(key):
+            parts.append(f"file {path}")
+    sources["credentials"] = ", ".join(dict.fromkeys(parts)) or "none"
+    return sources

@@ -7,6 +7,7 @@ can use it at once.
 from __future__ import annotations
 
 import argparse
+import shlex
 import asyncio
 import signal
 import sys
@@ -44,6 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--public-limit", type=int, default=2000, help="Public pool quota per window")
     parser.add_argument("--rate-window-ms", type=int, default=30_000)
     parser.add_argument("--seed", type=int, help="seed for probabilistic faults and jitter")
+    parser.add_argument("--env", action="store_true",
+                        help="print the account's `export TRIDENT_API_…` lines and exit (eval \"$(trident sim --env)\")")
     return parser
 
 
@@ -73,10 +76,8 @@ async def _serve(args: argparse.Namespace) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     print(f"KuCoin simulator listening on {running.url}", flush=True)
-    print(f"  api key:        {args.api_key}", flush=True)
-    print(f"  api secret:     {args.api_secret}", flush=True)
-    print(f"  api passphrase: {args.api_passphrase}", flush=True)
-    print(f"  admin API:      {running.url}/_sim/knobs  /_sim/orders  /_sim/balances  /_sim/reset", flush=True)
+    print(_exports(args), flush=True)
+    print(f"# admin API: {running.url}/_sim/knobs  /_sim/orders  /_sim/balances  /_sim/reset", flush=True)
     try:
         await stop.wait()
     finally:
@@ -84,9 +85,19 @@ async def _serve(args: argparse.Namespace) -> None:
     print("simulator stopped", flush=True)
 
 
+def _exports(args: argparse.Namespace) -> str:
+    """The demo account as shell lines to paste (or `eval "$(trident sim --env)"`)."""
+    return "\n".join(f"export {name}={shlex.quote(value)}" for name, value in (
+        ("TRIDENT_API_KEY", args.api_key), ("TRIDENT_API_SECRET", args.api_secret),
+        ("TRIDENT_API_PASSPHRASE", args.api_passphrase)))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run until SIGINT/SIGTERM; returns the exit status."""
     args = build_parser().parse_args(argv)
+    if args.env:
+        print(_exports(args))
+        return 0
     if args.markets is not None and not args.markets.is_file():
         print(f"trident sim: markets file not found: {args.markets}", file=sys.stderr)
         return 2

@@ -8,14 +8,15 @@ counted by reason; a Redis that cannot answer refuses with `registry_unavailable
 Admission alone writes the table of admitted executions (`in_flight`, from dispatch until
 `finish`); the supervisor renews, releases and cancels from it.
 Refusals of valid signals log at debug: they are routine under load, and logging above debug on
-this path costs more than the admission itself.
+this path costs more than the admission itself. The two that mean the fleet refuses everything
+(`registry_unavailable`, `bad_config`) log at ERROR too, at most once per 10 s per reason.
 """
 
 from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,13 +25,19 @@ from redis.exceptions import RedisError
 
 from shared.channel import Job
 from shared.pool import Pool
-from shared.signal import SignalError, parse_signal
+from shared.signal import Signal, SignalError, parse_signal
 from shared.store.ratebudget import LIVE_TRIANGLE_WEIGHT, TRIANGLE_WEIGHT, RateBudget
 from shared.store.registry import Grant, LeaseRequest, Registry
 
-__all__ = ["Admission", "InFlight"]
+__all__ = ["Admission", "InFlight", "Trail"]
+
+# Where each refusal also goes (supervisor/refusal_trail.py): reason, detail, correlation id, signal.
+Trail = Callable[[str, str, str, "Signal | None"], None]
 
 log = structlog.get_logger(__name__)
+# Refusals that stop the whole fleet until a person acts: ERROR, rate-limited.
+_ALARMS = frozenset(("registry_unavailable", "bad_config"))
+_ALARM_EVERY_S = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +63,8 @@ class Admission:
         self.refusals: Counter[str] = Counter()
         self.admitted = 0
         self._in_flight: dict[str, InFlight] = {}
+        self._alarmed_at: dict[str, float] = {}  # reason -> monotonic time of its last ERROR
+        self.trail: Trail | None = None
 
     @property
     def in_flight(self) -> Mapping[str, InFlight]:
@@ -67,9 +76,21 @@ class Admission:
         None if it was not in flight here."""
         return self._in_flight.pop(correlation_id, None)
 
-    def refuse(self, reason: str, detail: str = "", correlation_id: str = "") -> None:
+    def refuse(self, reason: str, detail: str = "", correlation_id: str = "", signal: Signal | None = None) -> None:
         self.refusals[reason] += 1
         log.debug("signal_refused", reason=reason, detail=detail, correlation_id=correlation_id)
+        if self.trail is not None:
+            self.trail(reason, detail, correlation_id, signal)
+        if reason in _ALARMS:
+            self._alarm(reason, detail)
+
+    def _alarm(self, reason: str, detail: str) -> None:
+        now = time.monotonic()
+        if now - self._alarmed_at.get(reason, float("-inf")) < _ALARM_EVERY_S:
+            return
+        self._alarmed_at[reason] = now
+        log.error("fleet_refusing_signals", reason=reason, detail=detail, refused_so_far=self.refusals[reason],
+                  effect="every signal is refused until this is fixed")
 
     async def admit(self, raw: object, received_ns: int) -> str | None:
         """Admit one decoded frame; returns the correlation id if dispatched, None if refused."""
@@ -82,10 +103,12 @@ class Admission:
                 return None
             self.refusals[exc.reason] += 1
             log.warning("signal_invalid", reason=exc.reason, detail=exc.message, correlation_id=_cid_of(raw))
+            if self.trail is not None:
+                self.trail(exc.reason, exc.message, _cid_of(raw), None)
             return None
         cid = signal.correlation_id
         if signal.live and self._mode != "live":
-            self.refuse("live_in_paper", "a paper service never places a live order", cid)
+            self.refuse("live_in_paper", "a paper service never places a live order", cid, signal)
             return None
         # The stale rule compares book times, so a book time from the future (or none) would dodge it.
         if signal.book_ts_ms == 0 and self._require_book_ts:
@@ -96,10 +119,10 @@ class Admission:
                         f"by more than {self._book_skew_ms} ms", cid)
             return None
         if self.paused:
-            self.refuse("paused", correlation_id=cid)
+            self.refuse("paused", "the fleet is paused (`trident ctl resume`)", cid, signal)
             return None
         if self._budget is not None and self._budget.exhausted():
-            self.refuse("rate_budget", "the exchange rate budget of this window is spent", cid)
+            self.refuse("rate_budget", "the exchange rate budget of this window is spent", cid, signal)
             return None
         request = LeaseRequest(
             lease_id=cid,
@@ -112,16 +135,17 @@ class Admission:
         try:
             result = await self._registry.acquire(request, LIVE_TRIANGLE_WEIGHT if signal.live else TRIANGLE_WEIGHT)
         except (RedisError, OSError) as exc:
-            self.refuse("registry_unavailable", str(exc), cid)
+            self.refuse("registry_unavailable", str(exc), cid, signal)
             return None
         if not isinstance(result, Grant):
-            detail = f"first outcome: {result.detail}" if result.detail else ""
-            self.refuse(result.reason, detail, correlation_id=cid)
+            detail = f"first outcome: {result.detail}" if result.detail and result.reason == "duplicate" \
+                else result.detail
+            self.refuse(result.reason, detail, cid, signal)
             return None
         worker = self._pool.pick()
         if worker is None:
             await self._release_quietly(cid, result.token)
-            self.refuse("no_worker", "no worker process is ready", cid)
+            self.refuse("no_worker", "no worker process is ready", cid, signal)
             return None
         self._in_flight[cid] = InFlight(result.token, signal.triangle_key)
         self._pool.dispatch(worker, Job(cid, signal, received_ms, received_ns))  # validated once: here

@@ -34,6 +34,8 @@ from supervisor.admission import Admission
 from supervisor.control import ControlWatcher
 from supervisor.dispatch import WorkerPool
 from supervisor.metrics import MetricsServer, StatusValue, SupervisorMetrics
+from supervisor.redis_watch import RedisWatch
+from supervisor.refusal_trail import RefusalTrail
 from supervisor.server import SignalServer
 from worker.inline import InlinePool
 
@@ -81,6 +83,9 @@ class Supervisor:
         )
         self.control = ControlWatcher(self.redis, self.admission, self.pool)
         self.rollup = RollupWriter(self.redis, self.name, source=settings.report_stream)
+        self.redis_watch = RedisWatch(self.redis, settings.redis_url)
+        self.refusal_trail = RefusalTrail(self.redis, self.name)
+        self.admission.trail = self.refusal_trail.record
         self.metrics = SupervisorMetrics(self.snapshot)
         self.metrics_server = (
             MetricsServer(self.metrics.render, settings.metrics_host, settings.metrics_port)
@@ -99,6 +104,7 @@ class Supervisor:
         self._frame_seen = asyncio.Event()
 
     async def start(self) -> None:
+        await self.redis_watch.check()
         await self.control.refresh()
         await self.pool.start()
         await self._start_metrics()
@@ -110,6 +116,8 @@ class Supervisor:
             asyncio.create_task(self._status_loop()),
             asyncio.create_task(self.publisher.run_replayer()),
             asyncio.create_task(self._rollup_loop()),
+            asyncio.create_task(self.redis_watch.run()),
+            asyncio.create_task(self.refusal_trail.run()),
         ]
         log.info("supervisor_started", mode=self.settings.mode, workers=self.settings.workers,
                  socket=self.settings.socket_path, name=self.name, metrics=self.metrics_address)
@@ -145,6 +153,10 @@ class Supervisor:
         await self.publisher.replay()
         with contextlib.suppress(RedisError, OSError):  # else the lease expires and another takes over
             await self.rollup.resign()
+        try:
+            await self.refusal_trail.flush()
+        except (RedisError, OSError) as exc:
+            log.warning("refusal_trail_unwritten", refusals=self.refusal_trail.pending, error=str(exc))
         if self.metrics_server is not None:
             await self.metrics_server.stop()
         try:
@@ -191,6 +203,7 @@ class Supervisor:
         self.frames += 1
         self._frame_seen.set()
         log.warning("bad_frame", reason=reason, detail=detail[:200])
+        self.refusal_trail.record_bad_frame(reason, detail)
 
     def _on_done(self, done: Done) -> None:
         self.outcomes[done.status] += 1

@@ -73,6 +73,7 @@ async def _redis_answers(settings: Settings) -> None:
 
 async def _serve(settings: Settings) -> int:
     from supervisor.app import Supervisor  # noqa: PLC0415 - keeps `trident run --help` fast
+    from supervisor.server import SocketInUse  # noqa: PLC0415
 
     try:
         await _redis_answers(settings)
@@ -84,7 +85,12 @@ async def _serve(settings: Settings) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signals.SIGINT, signals.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await supervisor.start()
+    try:
+        await supervisor.start()
+    except (SocketInUse, OSError) as exc:  # lost a race with another process for the socket path
+        await supervisor.stop()
+        print(f"trident run: cannot serve {settings.socket_path}: {exc}", file=sys.stderr)
+        return 2
     await stop.wait()
     await supervisor.stop()
     return 0
@@ -125,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         check_can_start(settings)
         prepare_paths(settings)
     except (CliError, SettingsError) as exc:
-        print(f"trident: {exc}", file=sys.stderr)
+        print(f"trident run: {exc}", file=sys.stderr)
         return 2
     configure_logging("supervisor", settings.log_level, settings.log_file, settings.secrets(), cache_loggers=True)
     return run_loop(_serve(settings))

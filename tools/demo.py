@@ -22,7 +22,7 @@ from pathlib import Path
 
 import msgpack
 
-from shared.codec import HEADER, encode_frame
+from shared.codec import HEADER, as_text, encode_frame
 from shared.credentials import Credentials
 from shared.kucoin.rest import KucoinRest
 from shared.kucoin.session import make_session
@@ -30,6 +30,7 @@ from shared.logs import configure_logging
 from shared.report import ExecutionReport, report_from_fields
 from shared.runloop import run_loop
 from shared.settings import Settings, load_settings
+from shared.store import keys
 from shared.store.connect import connect
 from sim.config import DEMO_API_KEY, DEMO_API_PASSPHRASE, DEMO_API_SECRET
 from sim.server import start_simulator
@@ -39,8 +40,8 @@ from tools.send import send_frames
 from tools.synthetic import (
     Market,
     fetch_markets,
-    find_triangles,
     make_signal,
+    paying_triangles,
     restamped,
 )
 
@@ -71,43 +72,69 @@ def _bad_variants(good: dict, rng: random.Random) -> list[object]:
 
 
 def build_demo_plan(markets: dict[str, Market], count: int, *, prefix: str = "demo", seed: int = 11) -> list[object]:
-    """A deterministic mix: mostly valid signals over every triangle, plus each kind of refusal.
+    """A deterministic mix (for a given `seed`): mostly valid signals, plus each kind of refusal.
 
-    Items are signal maps (timestamped when sent, like a live engine's) or raw frames (bad
-    input). On a fixed schedule: one signal in 8 is sent twice back to back (the second is
-    refused while the first is in flight), one in 25 is bad input (cycling through every kind),
-    one in 50 is a live signal (refused by a paper service), one in 33 after the first third
-    carries a book older than its triangle's last trade (stale), and one in 97 names a pair the
-    exchange does not list (the exchange refuses it). Every kind appears once `count` ≥ 100.
+    Valid signals go only to the triangles whose books pay after fees (as an engine sends only
+    what it predicts to pay), a triangle sharing no pair with the previous signal's whenever one
+    is left, so pair isolation refuses few of them. Items are signal maps (timestamped when
+    sent, like a live engine's) or raw frames (bad input). On a fixed schedule: one signal in 8
+    is sent twice back to back (the second is refused while the first is in flight), one in 25
+    is bad input (cycling through every kind), one in 50 is a live signal (refused by a paper
+    service), one in 33 after the first third carries a book older than its triangle's last trade
+    (stale), and one in 97 names a pair the exchange does not list (the exchange refuses it).
+    Every deliberate refusal carries what it is meant to show (`expectations`). Every kind
+    appears once `count` ≥ 100.
     """
     rng = random.Random(seed)
-    triangles = find_triangles(markets)
+    triangles = paying_triangles(markets, 0.0)
     plan: list[object] = []
     index = 0
     bad_kind = 0
-    while len(plan) < count:
+    previous: frozenset[str] = frozenset()
+    while frame_count(plan) < count:
         index += 1
-        triangle = triangles[index % len(triangles)]
+        free = [t for t in triangles if previous.isdisjoint(t.pairs)] or triangles
+        triangle = free[index % len(free)]
+        previous = frozenset(triangle.pairs)
         signal = make_signal(triangle, markets, Decimal(rng.randint(50, 500)), correlation_id=f"{prefix}-{index:05d}",
                              now_ms=0, rng=rng)
         if index % 25 == 7:
-            plan.append(_bad_variants(signal, rng)[bad_kind % 7])
+            bad = _bad_variants(signal, rng)[bad_kind % 7]
+            if isinstance(bad, dict):
+                bad[_EXPECT] = "bad input: a malformed signal"
+            plan.append(bad)
             bad_kind += 1
         elif index % 50 == 13:
-            plan.append({**signal, "live": True})
+            plan.append({**signal, "live": True, _EXPECT: "a live signal sent to a paper service"})
         elif index % 33 == 20 and len(plan) > count // 3:
-            plan.append({**signal, _STALE: True})
+            plan.append({**signal, _STALE: True, _EXPECT: "a book older than its triangle's last trade"})
         elif index % 97 == 50:
             unlisted = msgpack.unpackb(msgpack.packb(signal))
             unlisted["legs"][1]["pair"] = unlisted["legs"][1]["pair"].replace("-", "-X")  # e.g. ETH-XBTC
-            plan.append(_rechain(unlisted))
+            plan.append({**_rechain(unlisted), _EXPECT: "a pair the exchange does not list"})
         else:
-            plan.append(signal)
-            if index % 8 == 3:
-                plan.append({**signal, "correlation_id": f"{prefix}-{index:05d}b"})
-    return plan[:count]
+            if index % 8 == 3 and frame_count(plan) + 2 <= count:  # one write: the copy arrives while the first runs
+                plan.append((signal, {**signal, "correlation_id": f"{prefix}-{index:05d}b",
+                                      _EXPECT: "the same triangle sent again while it runs"}))
+            else:
+                plan.append(signal)
+    return plan
 
 
+def frame_count(plan: list[object]) -> int:
+    """Frames the plan sends (a back-to-back pair is one item, two frames)."""
+    return sum(len(item) if isinstance(item, tuple) else 1 for item in plan)
+
+
+def expectations(plan: list[object]) -> tuple[dict[str, str], int]:
+    """correlation id -> what its deliberate refusal shows, and how many raw bad frames there are."""
+    flat = [part for item in plan for part in (item if isinstance(item, tuple) else (item,))]
+    expected = {item["correlation_id"]: item[_EXPECT] for item in flat
+                if isinstance(item, dict) and _EXPECT in item and isinstance(item.get("correlation_id"), str)}
+    return expected, sum(1 for item in plan if isinstance(item, bytes))
+
+
+_EXPECT = "_demo_expect"
 _STALE = "_demo_stale"
 
 
@@ -115,8 +142,11 @@ def stamp_and_encode(item: object) -> bytes:
     """Frame one plan item, giving a signal the timestamps an engine would stamp just now."""
     if isinstance(item, bytes):
         return item
+    if isinstance(item, tuple):
+        return b"".join(stamp_and_encode(part) for part in item)
     assert isinstance(item, dict)
     signal = dict(item)
+    signal.pop(_EXPECT, None)
     book_age_ms = 3_599_998 if signal.pop(_STALE, False) else 1  # an hour old, or fresh
     return encode_frame(restamped(signal, int(time.time() * 1000) - 1, book_age_ms=book_age_ms, eval_ms=1))
 
@@ -142,35 +172,66 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def _summary(sent: int, reports: list[ExecutionReport], refusals: Counter[str]) -> str:
+def _summary(sent: int, reports: list[ExecutionReport], refusals: Counter[str], refused: dict[str, str],
+             expected: dict[str, str], bad_frames: int) -> str:
+    """The run in numbers: outcomes, deliberate refusals apart from incidental ones, PnL per currency
+    and where the predicted edge went. `refused` maps correlation id -> reason (the refusal trail)."""
     by_status = Counter(str(r.status) for r in reports)
     filled = [r for r in reports if r.status == "filled"]
     first_order = [r.first_order_ms for r in reports if r.first_order_ms > 0]
     total = [r.total_ms for r in filled]
-    profit: dict[str, Decimal] = {}
-    for r in filled:
-        profit[r.primary_quote] = profit.get(r.primary_quote, Decimal(0)) + r.profit
+    deliberate: Counter[tuple[str, str]] = Counter()
+    incidental: Counter[str] = Counter()
+    for cid, reason in refused.items():
+        if cid in expected:
+            deliberate[(reason, expected[cid])] += 1
+        else:
+            incidental[reason] += 1
+    undecodable = sum(refusals.values()) - len(refused)  # frames without a correlation id
+    if undecodable > 0:
+        deliberate[("undecodable", f"bad input: {bad_frames} raw frames that are not a signal map")] += undecodable
     lines = [
-        "", "Trident demo — summary", "=" * 46,
+        "", "Trident demo — summary", "=" * 72,
         f"{'signals sent':<34}{sent:>12}",
         f"{'executions reported':<34}{len(reports):>12}",
     ]
     lines += [f"  {status:<32}{n:>12}" for status, n in sorted(by_status.items())]
     lines.append(f"{'refused':<34}{sum(refusals.values()):>12}")
-    lines += [f"  {reason:<32}{n:>12}" for reason, n in sorted(refusals.items())]
+    lines.append(f"  {'deliberately (the plan asked)':<32}{sum(deliberate.values()):>12}")
+    lines += [f"    {reason:<30}{n:>12}   expected: {why}" for (reason, why), n in sorted(deliberate.items())]
+    valid = sent - sum(deliberate.values())
+    share = f"{100 * sum(incidental.values()) / valid:.1f} % of {valid} valid signals" if valid else "-"
+    lines.append(f"  {'incidentally':<32}{sum(incidental.values()):>12}   ({share})")
+    lines += [f"    {reason:<30}{n:>12}" for reason, n in incidental.most_common()]
     lines += [
         f"{'signal→first order p50 / p99 ms':<34}{_percentile(first_order, .5):>6.2f} /{_percentile(first_order, .99):>6.2f}",
         f"{'execution total p50 / p99 ms':<34}{_percentile(total, .5):>6.2f} /{_percentile(total, .99):>6.2f}",
     ]
-    lines += [f"{'paper profit ' + quote:<34}{q:>12.4f}" for quote, q in sorted(profit.items())]
-    if filled:
-        lines.append(f"{'mean effective bps (filled)':<34}{statistics.fmean(r.effective_bps for r in filled):>12.2f}")
+    for quote in sorted({r.primary_quote for r in filled}):
+        mine = [r for r in filled if r.primary_quote == quote]
+        profit = sum((r.profit for r in mine), Decimal(0))
+        spent = sum((r.spent for r in mine), Decimal(0))
+        lines.append(f"{'paper profit ' + quote:<34}{profit:>12.4f}   on {spent:.2f} {quote} spent, {len(mine)} filled")
+        lines.append(f"  {'predicted / effective bps (mean)':<32}"
+                     f"{statistics.fmean(r.predicted_bps for r in mine):>+8.2f} / {statistics.fmean(r.effective_bps for r in mine):+.2f}")
+        edge = {name: statistics.fmean(float(getattr(r.edge, name)) for r in mine)
+                for name in ("gross", "model", "fees", "slippage", "latency", "rounding")}
+        lines.append(f"  {'where the edge went (mean bps)':<32}gross {edge['gross']:+.2f}, fees {-edge['fees']:+.2f}, "
+                     f"depth/slippage {-edge['slippage']:+.2f}, latency {-edge['latency']:+.2f}, "
+                     f"rounding {-edge['rounding']:+.2f}, model {edge['model']:+.2f}")
+        positive = sum(1 for r in mine if r.effective_bps > 0)
+        lines.append(f"  {'positive effective bps':<32}{positive:>8} of {len(mine)}")
+        losing = [r for r in mine if r.effective_bps <= 0]
+        if losing:
+            slip = statistics.fmean(float(r.edge.slippage) for r in losing)
+            lines.append(f"  {'why the others lost':<32}their size walked the books: slippage took {slip:.2f} bps "
+                         f"on average, more than the edge after fees")
     accounted = len(reports) + sum(refusals.values())
     lines.append(f"{'accounted for':<34}{accounted:>12}  ({'all' if accounted == sent else 'MISSING SOME'})")
     return "\n".join(lines)
 
 
-async def run_demo(*, redis_url: str | None, signals: int, workers: int) -> int:
+async def run_demo(*, redis_url: str | None, signals: int, workers: int, seed: int = 11, rate: float = 100) -> int:
     """Run the demo end to end; returns the process exit code."""
     workdir = Path(tempfile.mkdtemp(prefix="trident-demo-"))
     embedded = None if redis_url else EmbeddedRedis(str(workdir / "redis")).start()
@@ -187,16 +248,21 @@ async def run_demo(*, redis_url: str | None, signals: int, workers: int) -> int:
         async with make_session() as session:
             markets = await fetch_markets(KucoinRest(session, simulator.url))
         run_id = f"demo{int(time.time())}"
-        plan = build_demo_plan(markets, signals, prefix=run_id)
+        plan = build_demo_plan(markets, signals, prefix=run_id, seed=seed)
+        expected, bad_frames = expectations(plan)
         print(f"trident demo: redis {url}, simulator {simulator.url}, {workers} workers, "
-              f"{len(find_triangles(markets))} triangles, {len(plan)} signals", file=sys.stderr)
+              f"{len(paying_triangles(markets, 0.0))} paying triangles, {frame_count(plan)} signals at {rate:g}/s",
+              file=sys.stderr)
         await supervisor.start()
         frames = (stamp_and_encode(item) for item in plan)
-        sent = await send_frames(settings.socket_path, frames, total=len(plan), rate=1000, progress=True)
+        await send_frames(settings.socket_path, frames, total=len(plan), rate=rate, progress=None)
+        sent = frame_count(plan)
         await supervisor.wait_frames(sent, 30)
         await supervisor.wait_idle(30)
+        await supervisor.refusal_trail.flush()
         reports = await _reports(settings, prefix=run_id + "-")
-        print(_summary(sent, reports, supervisor.admission.refusals))
+        refused = await _refused(settings, prefix=run_id + "-")
+        print(_summary(sent, reports, supervisor.admission.refusals, refused, expected, bad_frames))
         return 0
     finally:
         await supervisor.stop()
@@ -204,6 +270,17 @@ async def run_demo(*, redis_url: str | None, signals: int, workers: int) -> int:
         if embedded is not None:
             embedded.stop()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+async def _refused(settings: Settings, prefix: str) -> dict[str, str]:
+    """correlation id -> refusal reason, from the refusal trail, for this run's signals."""
+    client = connect(settings, "tool")
+    try:
+        entries = await client.xrange(keys.REFUSAL_LOG)
+    finally:
+        await client.aclose()
+    found = {as_text(f.get(b"correlation_id", b"")): as_text(f.get(b"reason", b"")) for _, f in entries}
+    return {cid: reason for cid, reason in found.items() if cid.startswith(prefix)}
 
 
 async def _reports(settings: Settings, prefix: str) -> list[ExecutionReport]:
@@ -222,7 +299,26 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--redis-url", help="use this Redis instead of a private one (reports are left there)")
     parser.add_argument("--signals", type=int, default=600, help="how many signals to replay (default 600)")
     parser.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
+    parser.add_argument("--seed", type=int, default=11, help="the plan is the same for the same seed (default 11)")
+    parser.add_argument("--rate", type=float, default=100, help="signals per second (default 100)")
     return parser
+
+
+async def _redis_problem(url: str) -> str | None:
+    """Why the demo cannot use this Redis, or None: asked before anything is started."""
+    from redis.exceptions import RedisError  # noqa: PLC0415
+
+    try:
+        client = connect(load_settings(env={}, redis_url=url), "tool")
+    except (ValueError, RedisError) as exc:  # a malformed URL
+        return f"--redis-url {url} is not usable: {exc}"
+    try:
+        await client.ping()
+    except (RedisError, OSError) as exc:
+        return f"cannot reach Redis at {url} ({exc}): start one, or omit --redis-url for a private one"
+    finally:
+        await client.aclose()
+    return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -233,4 +329,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         except RedisServerMissing as missing:
             print(f"trident demo: {missing}, or pass --redis-url", file=sys.stderr)
             return 1
-    return run_loop(run_demo(redis_url=args.redis_url, signals=args.signals, workers=args.workers))
+    if args.redis_url and (problem := run_loop(_redis_problem(args.redis_url))):
+        print(f"trident demo: {problem}", file=sys.stderr)
+        return 1
+    try:
+        return run_loop(run_demo(redis_url=args.redis_url, signals=args.signals, workers=args.workers,
+                                 seed=args.seed, rate=args.rate))
+    except RuntimeError as exc:  # the private redis-server could not start
+        print(f"trident demo: {exc}", file=sys.stderr)
+        return 1

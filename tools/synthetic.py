@@ -18,7 +18,8 @@ from shared.kucoin.models import OrderBook, SymbolInfo
 from shared.kucoin.rest import KucoinRest
 from shared.money import fmt_decimal, round_down
 
-__all__ = ["Market", "Triangle", "fetch_markets", "find_triangles", "make_signal", "synthetic_signals"]
+__all__ = ["Market", "Triangle", "fetch_markets", "find_triangles", "make_signal", "paying_triangles",
+           "synthetic_signals"]
 
 _BASE_TAKER_FEE = Decimal("0.001")
 _BOOK_LEVELS = 5
@@ -140,20 +141,45 @@ def make_signal(
 
 
 def synthetic_signals(
-    markets: dict[str, Market], count: int, *, seed: int = 7, now_ms: int, prefix: str = "syn"
+    markets: dict[str, Market], count: int, *, seed: int = 7, now_ms: int, prefix: str = "syn",
+    spread_pairs: int = 0, min_predicted_bps: float | None = None,
 ) -> list[dict[str, object]]:
-    """`count` signals cycling over every triangle with random starting volumes (50–500 quote)."""
+    """`count` signals cycling over every triangle with random starting volumes (50–500 quote).
+
+    `spread_pairs` = k > 0 orders them as an engine that knows what it just sent would: a
+    triangle sharing a pair with one of the previous k signals is picked only when no other is
+    left, so with pair isolation on, back-to-back signals rarely refuse each other (`pair_busy`).
+    """
     rng = random.Random(seed)
     triangles = find_triangles(markets)
     if not triangles:
         raise ValueError("the markets contain no triangle through USDT")
     signals = []
+    recent: list[frozenset[str]] = []
     for index in range(count):
         triangle = triangles[rng.randrange(len(triangles))]
+        if spread_pairs:
+            busy = frozenset().union(*recent[-spread_pairs:])
+            free = [t for t in triangles if busy.isdisjoint(t.pairs)]
+            if free:
+                triangle = free[rng.randrange(len(free))]
+            recent.append(frozenset(triangle.pairs))
         volume = Decimal(rng.randint(50, 500))
         signals.append(make_signal(triangle, markets, volume, correlation_id=f"{prefix}-{index:06d}",
                                    now_ms=now_ms, rng=rng))
     return signals
+
+
+def paying_triangles(markets: dict[str, Market], min_predicted_bps: float | None = None) -> list[Triangle]:
+    """Every triangle through USDT, or only those whose top of book pays `min_predicted_bps` after fees."""
+    triangles = find_triangles(markets)
+    if min_predicted_bps is not None:
+        triangles = [t for t in triangles if float(make_signal(  # type: ignore[arg-type]
+            t, markets, Decimal(100), correlation_id="probe", now_ms=0)["predicted_bps"]) >= min_predicted_bps]
+    if not triangles:
+        raise ValueError("the markets contain no triangle through USDT" +
+                         (f" predicted to pay {min_predicted_bps} bps" if min_predicted_bps is not None else ""))
+    return triangles
 
 
 def restamped(signal: Mapping[str, object], now_ms: int | None = None, *, book_age_ms: int = 0,

@@ -30,6 +30,7 @@ from shared.store.connect import connect
 from shared.store.ratebudget import RateBudget
 from shared.store.reports import ReportPublisher
 from worker.context import ExecutionContext, exchange_error_code
+from worker.execution_log import log_execution
 from worker.live import LiveRuntime, execute_live
 from worker.paper import execute_paper
 
@@ -104,6 +105,7 @@ class Worker:
         self.cancelled.discard(cid)
         self.outcomes[str(report.status)] += 1
         self.send(_done_message(report))
+        log_execution(report, report.error_code)  # after Done: logging never delays the supervisor
         await self.observe_rate_limit()
 
     async def observe_rate_limit(self) -> None:

@@ -58,6 +58,7 @@ __all__ = [
     "WORKER_HEALTH_PREFIX",
     "FLEET",
     "REFUSALS",
+    "REFUSAL_LOG",
     "worker_health_key",
 ]
 
@@ -81,6 +82,7 @@ STATUS_PREFIX = "trident:status:"
 WORKER_HEALTH_PREFIX = "trident:health:"
 FLEET = "trident:fleet"
 REFUSALS = "trident:refusals"
+REFUSAL_LOG = "trident:refusals:log"  # stream: one entry per refused signal (supervisor/refusal_trail.py)
 
 
 def worker_health_key(supervisor_name: str, index: int) -> str:

@@ -14,7 +14,9 @@ before, within the retention window: a correlation id runs at most once fleet-wi
 triangle's last trade: a fact about the signal, so it outranks the reasons below, which depend on
 what else runs), ``no_slot``, ``triangle_busy``, ``quote_busy``, ``pair_busy``, ``capital_cap``,
 ``rate_budget`` (with a rate budget: the triangle's exchange weight, taken in the same call).
-Redis errors (connection, or a malformed config value) propagate as ``redis`` exceptions.
+``bad_config`` (a ``slots`` or ``cap:<QUOTE>`` value the scripts cannot read; the refusal's
+detail names the field and its value). Other Redis errors (connection, timeout) propagate as
+``redis`` exceptions.
 
 Operator settings: hash ``trident:{reg}:config``, read by every acquire, so a change binds the
 whole fleet from the next signal on. Leases already held are never revoked by a change.
@@ -32,7 +34,7 @@ cap:<QUOTE>           none     most notional in QUOTE held by that quote's lease
 
 Flags: absent means the default, ``0`` means off and any other value means on, so a typo such
 as ``true`` errs towards pausing or enforcing. A ``slots`` that is not a whole number or a cap
-that is not a plain decimal makes acquires fail with a Redis error naming the field (fail closed).
+that is not a plain decimal makes acquires refuse ``bad_config``, naming the field (fail closed).
 With plain redis-cli (quote the key: it contains braces)::
 
     redis-cli HSET 'trident:{reg}:config' paused 1            # pause the fleet
@@ -69,6 +71,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
 
 from shared.codec import as_text
 from shared.store import keys
@@ -81,12 +84,15 @@ __all__ = [
 
 REFUSAL_REASONS = (
     "paused", "duplicate", "stale", "no_slot", "triangle_busy", "quote_busy", "pair_busy", "capital_cap",
-    "rate_budget",
+    "rate_budget", "bad_config",
 )
 _MAX_PLACES = 18  # must match SCALE in lua/common.lua
 _AMOUNT = re.compile(r"([0-9]*)\.?([0-9]*)")
 _DEFAULT_SLOTS = 4
 DEFAULT_RETENTION_MS = 86_400_000  # a correlation id runs at most once within a day
+# The scripts' error() for a config value they cannot read: 'trident: config slots is ...' or
+# 'trident: cap:USDT is ...' (lua/acquire.lua, lua/common.lua's amount_to_limbs).
+_BAD_CONFIG = re.compile(r'trident: (?:config )?(slots|cap:[^ ]+) (is not [^"]*"[^"]*")')
 
 _LUA_DIR = Path(__file__).with_name("lua")
 _COMMON_LUA = (_LUA_DIR / "common.lua").read_text()
@@ -132,8 +138,9 @@ class Grant:
 @dataclass(frozen=True, slots=True)
 class Refusal:
     reason: str
-    # for ``duplicate``: the first execution's outcome (``running`` while it runs); not part of
-    # equality, so a refusal still compares by its reason
+    # What blocked it, raw from the script: for ``duplicate`` the first execution's outcome
+    # (``running`` while it runs), else the holder's id, the last trade's ms, … (the refusal trail);
+    # not part of equality, so a refusal still compares by its reason
     detail: str = field(default="", compare=False)
 
 
@@ -227,19 +234,27 @@ class Registry:
         budget = self._budget
         if budget is None:
             weight = 0
-        answer = await self._acquire([*_SCRIPT_KEYS, keys.seen_key(request.lease_id)], (
-            request.lease_id, self._ttl_ms, request.triangle_id, request.quote, ",".join(request.pairs),
-            _amount_text(request.notional, "notional"), request.book_ts_ms, self._owner,
-            weight, budget.limit if budget else 0, budget.window_ms if budget else 0, self._retention_ms,
-        ))
+        try:
+            answer = await self._acquire([*_SCRIPT_KEYS, keys.seen_key(request.lease_id)], (
+                request.lease_id, self._ttl_ms, request.triangle_id, request.quote, ",".join(request.pairs),
+                _amount_text(request.notional, "notional"), request.book_ts_ms, self._owner,
+                weight, budget.limit if budget else 0, budget.window_ms if budget else 0, self._retention_ms,
+            ))
+        except ResponseError as exc:
+            bad = _BAD_CONFIG.search(str(exc))
+            if bad is None:
+                raise
+            return Refusal("bad_config", f"{keys.CONFIG} field {bad[1]} {bad[2]}")
         granted, detail = answer[0], answer[1]
         if granted == 1:
             return Grant(request.lease_id, detail)
         refusal = _REFUSALS.get(detail) or Refusal(as_text(detail))
-        if refusal.reason == "duplicate":
-            return Refusal("duplicate", as_text(answer[2]))
-        if budget is not None and refusal.reason == "rate_budget":
-            budget.note_refused(int(answer[2]))
+        if len(answer) > 2:
+            if refusal.reason == "rate_budget":
+                if budget is not None:
+                    budget.note_refused(int(answer[2]))
+            else:
+                refusal = Refusal(refusal.reason, as_text(answer[2]))
         return refusal
 
     async def renew(self, lease_id: str, token: int) -> bool:

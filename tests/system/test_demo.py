@@ -20,6 +20,10 @@ async def test_demo_accounts_for_every_signal_and_shows_each_refusal_kind(capsys
     for reason in ("live_in_paper", "stale", "missing_field"):
         assert re.search(rf"\b{reason}\s+[1-9]", out), reason
     assert re.search(r"\bfilled\s+[1-9]", out)
+    share = float(re.search(r"incidentally\s+\d+\s+\(([\d.]+) % of", out).group(1))
+    assert share <= 20.0, out  # isolation refusals a minority of the valid signals
+    positive, filled = map(int, re.search(r"positive effective bps\s+(\d+) of (\d+)", out).groups())
+    assert positive > filled / 2, out  # the default markets carry edges that pay after fees
 
 
 async def test_demo_against_an_existing_redis_leaves_its_reports(redis_url: str) -> None:

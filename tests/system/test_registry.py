@@ -13,7 +13,6 @@ from collections.abc import Iterable
 from decimal import Decimal
 
 import pytest
-import redis
 import redis.asyncio as aioredis
 
 from shared.store import keys
@@ -368,14 +367,16 @@ async def test_config_written_with_plain_hset_applies_at_once(registry: Registry
 async def test_malformed_config_fails_closed_with_a_named_error(registry: Registry,
                                                                 redis_client: aioredis.Redis) -> None:
     await redis_client.hset(keys.CONFIG, "slots", "lots")
-    with pytest.raises(redis.ResponseError, match="slots"):
-        await registry.acquire(request("A", TRI_A))
+    refusal = await registry.acquire(request("A", TRI_A))
+    assert isinstance(refusal, Refusal) and refusal.reason == "bad_config"
+    assert "field slots" in refusal.detail and '"lots"' in refusal.detail
     with pytest.raises(ValueError, match="slots"):
         await registry.config()
     await redis_client.hdel(keys.CONFIG, "slots")
     await redis_client.hset(keys.CONFIG, "cap:USDT", "1e3")
-    with pytest.raises(redis.ResponseError, match="cap:USDT"):
-        await registry.acquire(request("A", TRI_A))
+    refusal = await registry.acquire(request("A", TRI_A))
+    assert isinstance(refusal, Refusal) and refusal.reason == "bad_config"
+    assert "field cap:USDT" in refusal.detail and '"1e3"' in refusal.detail
     with pytest.raises(ValueError, match="cap:USDT"):
         await registry.config()
     assert await redis_client.exists(keys.LEASES) == 0

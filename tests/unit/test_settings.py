@@ -155,3 +155,15 @@ def test_repr_hides_secrets() -> None:
 def test_settings_are_frozen() -> None:
     with pytest.raises(AttributeError):
         Settings().workers = 3  # type: ignore[misc]
+
+
+def test_unknown_trident_variables_are_named_with_the_nearest_setting_and_known_ones_are_not() -> None:
+    from shared.settings import unknown_env_warnings  # noqa: PLC0415
+
+    env = {"TRIDENT_REDIS_URl": "x", "TRIDENT_SOCKET": "/tmp/s", "TRIDENT_API_KEY_FILE": "/k",
+           "TRIDENT_RUN_DIR": "/tmp", "TRIDENT_CONFIG": "a.toml", "TRIDENT_WORKERS": "2", "TRIDENT_ZZZZZZ": "1",
+           "PATH": "/bin"}
+    lines = unknown_env_warnings(env)
+    assert len(lines) == 2
+    assert "TRIDENT_REDIS_URl" in lines[0] and "did you mean TRIDENT_REDIS_URL?" in lines[0]
+    assert "TRIDENT_ZZZZZZ" in lines[1] and "no setting has a similar name" in lines[1]

@@ -3,7 +3,8 @@
 -- string), book_ts_ms, owner, and the exchange weight to take from the rate budget with that
 -- budget's limit and window_ms (weight 0: no budget), and how long the id's once-per-id marker
 -- (KEYS[11]) is kept after a grant (seen_ms).
--- Returns {1, fencing_token} or {0, reason}; reasons are checked in this order:
+-- Returns {1, fencing_token} or {0, reason, what blocked it (for the refusal trail)}; reasons
+-- are checked in this order:
 -- paused, duplicate (then {0, 'duplicate', first outcome}: 'running' while it runs), stale, no_slot, triangle_busy, quote_busy, pair_busy, capital_cap,
 -- rate_budget (then {0, 'rate_budget', ms until the refill}). The budget comes last so an
 -- isolation refusal spends no weight, and it shares this one round trip with the lease.
@@ -25,31 +26,32 @@ if redis.call('ZSCORE', K_LEASES, lease_id) then return {0, 'duplicate', 'runnin
 -- depends on what else happens to be running.
 if book_ts_ms > 0 then
   local last_trade_ms = tonumber(redis.call('HGET', K_LAST, triangle) or '0')
-  if last_trade_ms > 0 and book_ts_ms < last_trade_ms then return {0, 'stale'} end
+  if last_trade_ms > 0 and book_ts_ms < last_trade_ms then return {0, 'stale', int_str(last_trade_ms)} end
 end
 
 local slots = tonumber(config[2] or '4')
 if not slots or slots ~= math.floor(slots) then
   error('trident: config slots is not a whole number: "' .. config[2] .. '"')
 end
-if redis.call('ZCARD', K_LEASES) >= slots then return {0, 'no_slot'} end
+if redis.call('ZCARD', K_LEASES) >= slots then return {0, 'no_slot', int_str(slots)} end
 
-if redis.call('HEXISTS', K_TRI, triangle) == 1 then return {0, 'triangle_busy'} end
+local triangle_holder = redis.call('HGET', K_TRI, triangle)
+if triangle_holder then return {0, 'triangle_busy', triangle_holder} end
 local quote_holders = redis.call('HGET', K_QUOTE, quote)
-if quote_holders and flag(config[3], false) then return {0, 'quote_busy'} end
+if quote_holders and flag(config[3], false) then return {0, 'quote_busy', quote_holders} end
 
 local pair_list = split_csv(pairs_csv)
 local pair_holders = {}
 if #pair_list > 0 then pair_holders = redis.call('HMGET', K_PAIR, unpack(pair_list)) end
 if flag(config[4], true) then
   for i = 1, #pair_list do
-    if pair_holders[i] then return {0, 'pair_busy'} end
+    if pair_holders[i] then return {0, 'pair_busy', pair_list[i] .. ' ' .. pair_holders[i]} end
   end
 end
 
 local in_use = limbs_add(capital_in_use(quote), amount_to_limbs(notional, 'notional'))
 if config[5] and limbs_cmp(in_use, amount_to_limbs(config[5], 'cap:' .. quote)) > 0 then
-  return {0, 'capital_cap'}
+  return {0, 'capital_cap', config[5] .. ' ' .. limbs_to_amount(capital_in_use(quote))}
 end
 
 if weight > 0 then

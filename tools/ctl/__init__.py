@@ -26,6 +26,10 @@ from shared.store import keys
 from shared.store.connect import connect
 from shared.store.fleet import FleetMember, fleet_problems, read_fleet
 from shared.store.registry import Registry, RegistryConfig
+from tools.ctl.balances import BalanceError, balances
+from tools.ctl.effective import effective
+from tools.ctl.pnl import GROUPINGS, pnl
+from tools.ctl.why import NotFound, why
 
 __all__ = ["main"]
 
@@ -161,8 +165,9 @@ async def _cap(client: aioredis.Redis, args: argparse.Namespace) -> str:
     return await _registry_set(client, caps={args.quote: amount})
 
 
-async def _find_report(client: aioredis.Redis, stream: str, cid: str) -> dict[str, str] | None:
-    for _, fields in await client.xrevrange(stream, "+", "-", count=500):
+async def _find_report(client: aioredis.Redis, stream: str, cid: str, since_ms: int = 0) -> dict[str, str] | None:
+    """The newest report of `cid` added at or after `since_ms` (an id reused across runs has older ones)."""
+    for _, fields in await client.xrevrange(stream, "+", f"{since_ms}-0" if since_ms else "-", count=500):
         entry = {as_text(k): as_text(v) for k, v in fields.items()}
         if entry.get("correlation_id") == cid:
             return entry
@@ -173,13 +178,16 @@ async def _cancel(client: aioredis.Redis, args: argparse.Namespace) -> str:
     cid = args.correlation_id
     if not await client.hexists(keys.LEASE_DATA, cid):
         raise _No(f"{cid} is not in flight (finished already, or never admitted)")
+    seconds, micros = await client.time()
+    requested_ms = int(seconds) * 1000 + int(micros) // 1000  # stream ids use the Redis clock too
     await client.hset(keys.CANCEL, cid, "1")
     deadline = time.monotonic() + args.wait
     while await client.hexists(keys.CANCEL, cid):
         if time.monotonic() >= deadline:
             raise _No(f"cancel of {cid} requested; no supervisor picked it up within {args.wait:g}s")
         await asyncio.sleep(_POLL_S)
-    while (report := await _find_report(client, args.report_stream, cid)) is None and time.monotonic() < deadline:
+    while ((report := await _find_report(client, args.report_stream, cid, requested_ms)) is None
+           and time.monotonic() < deadline):
         await asyncio.sleep(_POLL_S)
     if report is None:
         return f"cancel of {cid} delivered to its worker; no report yet"
@@ -214,15 +222,52 @@ async def _reports(client: aioredis.Redis, args: argparse.Namespace) -> str:
 
 
 async def _config(client: aioredis.Redis, args: argparse.Namespace) -> str:
-    return await _config_line(client)
+    if not args.effective:
+        return await _config_line(client)
+    try:
+        registry = await _config_line(client)
+    except (RedisError, OSError) as exc:  # the process settings are worth seeing without Redis too
+        registry = f"(Redis unreachable: {exc})"
+    return effective(args.settings, args.config, {"redis_url": args.redis_url}, registry, as_json=args.json)
+
+
+async def _why(client: aioredis.Redis, args: argparse.Namespace) -> str:
+    try:
+        return await why(client, args.report_stream, args.correlation_id, as_json=args.json)
+    except NotFound as exc:
+        raise _No(str(exc)) from None
+
+
+async def _balances(client: aioredis.Redis, args: argparse.Namespace) -> str:
+    try:
+        return await balances(client, args.settings, as_json=args.json)
+    except BalanceError as exc:
+        raise ValueError(str(exc)) from None
+
+
+async def _pnl(client: aioredis.Redis, args: argparse.Namespace) -> str:
+    return await pnl(client, args.report_stream, since=args.since, by=args.by, as_json=args.json)
+
+
+def _add_globals(parser: argparse.ArgumentParser, default: object) -> None:
+    parser.add_argument("--redis-url", default=default,
+                        help="default: TRIDENT_REDIS_URL, the --config file, or redis://127.0.0.1:6379/0")
+    parser.add_argument("--config", default=default,
+                        help="TOML settings file (also TRIDENT_CONFIG), for its redis_url and report_stream")
+
+
+class _SubParser(argparse.ArgumentParser):
+    """A subcommand's parser: it also takes the global options, so they may follow the subcommand."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        _add_globals(self, argparse.SUPPRESS)  # SUPPRESS: absent here leaves the top-level value
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="trident ctl", description=__doc__.splitlines()[0])
-    parser.add_argument("--redis-url",
-                        help="default: TRIDENT_REDIS_URL, the --config file, or redis://127.0.0.1:6379/0")
-    parser.add_argument("--config", help="TOML settings file (also TRIDENT_CONFIG), for its redis_url and report_stream")
-    sub = parser.add_subparsers(dest="command", required=True)
+    _add_globals(parser, None)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_SubParser)
     status = sub.add_parser("status", help="every live supervisor, its workers and counters, and the config")
     status.add_argument("--json", action="store_true")
     status.set_defaults(func=_status)
@@ -245,7 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
     pair.add_argument("state", type=_on_off)
     pair.set_defaults(func=_pair_isolation)
     cap = sub.add_parser("cap", help="most notional in flight in one quote currency ('none' removes it)")
-    cap.add_argument("quote")
+    cap.add_argument("quote", type=str.upper, help="quote currency (upper-cased, as signals spell it)")
     cap.add_argument("amount")
     cap.set_defaults(func=_cap)
     cancel = sub.add_parser("cancel", help="cancel one execution by correlation id")
@@ -256,7 +301,23 @@ def build_parser() -> argparse.ArgumentParser:
     reports = sub.add_parser("reports", help="most recent execution reports")
     reports.add_argument("-n", "--count", type=int, default=10)
     reports.set_defaults(func=_reports)
-    sub.add_parser("config", help="the registry settings in force").set_defaults(func=_config)
+    config = sub.add_parser("config", help="the registry settings in force (--effective: every setting and its source)")
+    config.add_argument("--effective", action="store_true",
+                        help="also every process setting, where it came from (default, file, environment, flag)")
+    config.add_argument("--json", action="store_true")
+    config.set_defaults(func=_config)
+    why_ = sub.add_parser("why", help="what became of one signal: in flight, its report, or its refusal")
+    why_.add_argument("correlation_id")
+    why_.add_argument("--json", action="store_true")
+    why_.set_defaults(func=_why)
+    pnl_ = sub.add_parser("pnl", help="profit and loss from the report stream, per currency")
+    pnl_.add_argument("--since", default="24h", help="how far back: 90s, 30m, 24h, 7d (default 24h)")
+    pnl_.add_argument("--by", choices=GROUPINGS, default="quote")
+    pnl_.add_argument("--json", action="store_true")
+    pnl_.set_defaults(func=_pnl)
+    balances_ = sub.add_parser("balances", help="live: the account's trade balances and stranded inventory")
+    balances_.add_argument("--json", action="store_true")
+    balances_.set_defaults(func=_balances)
     return parser
 
 
@@ -272,8 +333,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = load_settings(config_file=args.config, redis_url=args.redis_url)
-        args.report_stream = settings.report_stream  # `reports` and `cancel` read the configured stream
-        print(asyncio.run(_run(args, settings)))
+        args.report_stream = settings.report_stream  # `reports`, `cancel`, `why`, `pnl` read the configured stream
+        args.settings = settings
+        output = asyncio.run(_run(args, settings))
     except _No as answer:
         print(answer)
         return 1
@@ -283,6 +345,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (SettingsError, ValueError, TypeError) as exc:
         print(f"trident ctl: {exc}", file=sys.stderr)
         return 2
+    print(output)  # outside the try: a closed pipe is not a Redis error (tools/cli.py ends it quietly)
     return 0
 
 
