@@ -67,6 +67,10 @@ class Settings:
     # signal without book_ts_ms is refused (`missing_book_ts`) unless missing_book_ts = "allow".
     book_skew_ms: int = 2_000
     missing_book_ts: str = "refuse"
+    # How the supervisor picks a worker (`supervisor.routing`): "least_loaded", or "shard" (each
+    # triangle to its own worker, spilling to the least-loaded one at `shard_spill` in flight).
+    routing: str = "least_loaded"
+    shard_spill: int = 2
     # The account's Spot pool (KuCoin VIP0: 4000 weight per 30 s), shared by the whole fleet.
     rate_budget_limit: int = 4000
     rate_budget_window_ms: int = 30_000
@@ -93,6 +97,7 @@ _FIELD_NAMES = tuple(f.name for f in fields(Settings) if f.name != "credentials"
 _INT_FIELDS = frozenset((
     "workers", "max_frame_bytes", "report_maxlen", "lease_ttl_ms", "rate_budget_limit", "rate_budget_window_ms",
     "correlation_retention_s", "book_skew_ms",
+    "shard_spill",
 ))
 _FLOAT_FIELDS = frozenset(("keepalive_s", "http_timeout_s", "redis_timeout_s", "fill_timeout_s", "resolve_timeout_s"))
 _CHOICES: dict[str, tuple[str, ...]] = {
@@ -101,6 +106,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "unwind_policy": ("unwind", "hold"),
     "live_fills": ("sync", "ws"),
     "missing_book_ts": ("refuse", "allow"),
+    "routing": ("least_loaded", "shard"),
     "log_level": _LOG_LEVELS,
 }
 

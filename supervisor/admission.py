@@ -115,7 +115,7 @@ class Admission:
             detail = f"first outcome: {result.detail}" if result.detail else ""
             self.refuse(result.reason, detail, correlation_id=cid)
             return None
-        worker = self._pool.pick()
+        worker = self._pool.pick(signal.triangle_id)
         if worker is None:
             await self._release_quietly(cid, result.token)
             self.refuse("no_worker", "no worker process is ready", cid)

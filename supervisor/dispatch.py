@@ -17,6 +17,7 @@ import structlog
 from shared.channel import Cancel, Channel, Done, Hello, Job
 from shared.pool import Member, OnDone, OnLost
 from shared.settings import Settings
+from supervisor.routing import route
 from worker.entry import WorkerSpec, worker_main
 
 __all__ = ["WorkerHandle", "WorkerPool"]
@@ -42,7 +43,7 @@ class WorkerHandle(Member):
 
 
 class WorkerPool:
-    """`count` worker processes (a `shared.pool.Pool`); `pick` chooses the least-loaded ready one."""
+    """`count` worker processes (a `shared.pool.Pool`); `pick` routes by the `routing` setting."""
 
     def __init__(self, settings: Settings, count: int, host: str, on_done: OnDone, on_lost: OnLost) -> None:
         self._settings = settings
@@ -94,13 +95,10 @@ class WorkerPool:
                 self._changed.clear()
                 await self._changed.wait()
 
-    def pick(self) -> WorkerHandle | None:
-        """Least-loaded ready worker (ties go to the lowest index, keeping one warm when idle)."""
-        best: WorkerHandle | None = None
-        for worker in self._workers.values():
-            if worker.ready.is_set() and (best is None or worker.load < best.load):
-                best = worker
-        return best
+    def pick(self, triangle_id: str | None = None) -> WorkerHandle | None:
+        """A ready worker by the `routing` setting (`supervisor.routing`): least-loaded, or the triangle's shard."""
+        ready = [worker for worker in self._workers.values() if worker.ready.is_set()]
+        return route(ready, triangle_id, self._settings.routing, self._settings.shard_spill)
 
     def dispatch(self, worker: WorkerHandle, job: Job) -> None:
         worker.in_flight[job.correlation_id] = None
