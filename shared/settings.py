@@ -18,7 +18,7 @@ import stat
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from shared.credentials import Credentials
 
@@ -80,6 +80,10 @@ class Settings:
     http_timeout_s: float = 10.0
     # A Redis that hangs (not down: stopped, partitioned) must fail an admission, not stall it.
     redis_timeout_s: float = 2.0
+    # Sentinel/replicated Redis: a lease is used only once this many replicas acknowledged it
+    # (WAIT), so a failover cannot lose a grant; 0 = do not wait (a single Redis).
+    redis_wait_replicas: int = 0
+    redis_wait_timeout_ms: int = 100
     log_level: str = "info"
     log_file: str | None = None
     metrics_host: str = "127.0.0.1"  # Prometheus endpoint; loopback unless asked, it is unauthenticated
@@ -89,15 +93,17 @@ class Settings:
     def secrets(self) -> tuple[str, ...]:
         """Every value log redaction must scrub: the API secret and passphrase, the Redis password."""
         found = self.credentials.secrets() if self.credentials else ()
-        password = urlsplit(self.redis_url).password
-        return (*found, unquote(password)) if password else found
+        parts = urlsplit(self.redis_url)
+        passwords = [unquote(parts.password)] if parts.password else []
+        passwords += parse_qs(parts.query).get("sentinel_password", [])  # redis+sentinel:// URLs
+        return (*found, *passwords)
 
 
 _FIELD_NAMES = tuple(f.name for f in fields(Settings) if f.name != "credentials")
 _INT_FIELDS = frozenset((
     "workers", "max_frame_bytes", "report_maxlen", "lease_ttl_ms", "rate_budget_limit", "rate_budget_window_ms",
     "correlation_retention_s", "book_skew_ms",
-    "shard_spill",
+    "shard_spill", "redis_wait_replicas", "redis_wait_timeout_ms",
 ))
 _FLOAT_FIELDS = frozenset(("keepalive_s", "http_timeout_s", "redis_timeout_s", "fill_timeout_s", "resolve_timeout_s"))
 _CHOICES: dict[str, tuple[str, ...]] = {
@@ -124,7 +130,7 @@ def _coerce(name: str, value: object, source: str) -> object:
             number: object = int(value)
         except ValueError:
             raise SettingsError(f"{name} (from {source}) must be an integer, got {value!r}") from None
-        minimum = 0 if name == "workers" else 1  # 0 workers: execution inline in the supervisor
+        minimum = 0 if name in ("workers", "redis_wait_replicas") else 1  # 0 workers: execution inline
         if number < minimum:  # type: ignore[operator]
             raise SettingsError(f"{name} (from {source}) must be >= {minimum}, got {number}")
         return number
