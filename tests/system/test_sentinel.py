@@ -19,6 +19,7 @@ from shared.store.registry import Registry
 from sim.server import RunningSimulator
 from tests.support.e2e import e2e_settings, fresh_signal, markets_of, running_supervisor, wait_until
 from tests.support.sentinel import SentinelDeployment
+from tools.demo import run_demo
 from tools.send import send_frames
 from tools.synthetic import find_triangles, restamped
 from worker.context import client_oid
@@ -45,6 +46,17 @@ async def test_ctl_and_the_store_work_through_the_sentinel_url(sentinel_deployme
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
     out, _ = await proc.communicate()
     assert proc.returncode == 0 and "slots=7" in out.decode(), out
+
+
+async def test_the_demo_runs_through_sentinel_and_its_reports_land_on_the_primary(
+    sentinel_deployment: SentinelDeployment,
+) -> None:
+    assert await run_demo(redis_url=sentinel_deployment.url, signals=60, workers=1) == 0
+    primary = aioredis.Redis(port=sentinel_deployment.primary_port)
+    entries = [report_from_fields(fields) for _, fields in await primary.xrange(keys.REPORTS)]
+    await primary.aclose()
+    assert entries and len({report.correlation_id for report in entries}) == len(entries)
+    assert any(report.status == Status.FILLED for report in entries)
 
 
 async def test_primary_killed_mid_run_fails_closed_then_resumes_on_the_replica(
