@@ -165,8 +165,16 @@ def _redis_url(value: str, source: str) -> None:
     """What redis-py's from_url would reject (or read as something else) at first use, refused now."""
     where = f"redis_url (from {source})"
     parts = urlsplit(value)
+    if parts.scheme == "redis+sentinel":  # host:port list and /<master>[/<db>]: shared.store.connect parses it
+        hosts = parts.netloc.rpartition("@")[2].split(",")
+        if not all(h.rpartition(":")[0] and h.rpartition(":")[2].isdigit() for h in hosts):
+            raise SettingsError(f"{where}: every sentinel address must be host:port")
+        if not parts.path.strip("/"):
+            raise SettingsError(f"{where}: a sentinel URL's path is /<master name>[/<db number>]")
+        return
     if parts.scheme not in ("redis", "rediss", "unix"):
-        raise SettingsError(f"{where} must be redis://, rediss:// or unix://, got scheme {parts.scheme or 'none'!r}")
+        raise SettingsError(f"{where} must be redis://, rediss://, unix:// or redis+sentinel://, "
+                            f"got scheme {parts.scheme or 'none'!r}")
     if parts.scheme == "unix":
         if not parts.path:
             raise SettingsError(f"{where} names no socket path")

@@ -37,7 +37,7 @@ def test_a_sentinel_url_names_the_sentinels_the_master_and_the_db() -> None:
 @pytest.mark.parametrize("url", ["redis+sentinel://h/m", "redis+sentinel://h:1", "redis+sentinel://h:1/m/x",
                                  "redis+sentinel://h:99999/m"])
 def test_a_bad_sentinel_url_is_one_clear_error(url: str) -> None:
-    with pytest.raises(ValueError, match="redis_url"):
+    with pytest.raises(ValueError, match="redis_url"):  # settings refuse it, or connect() does
         connect(load_settings(env={}, redis_url=url), "tool")
 
 
