@@ -61,8 +61,8 @@ class Pool(Protocol[MemberT]):
     async def wait_alive(self, count: int, timeout_s: float) -> None:
         """Wait until `count` executors are ready (raises TimeoutError past `timeout_s`)."""
 
-    def pick(self) -> MemberT | None:
-        """The executor the next job goes to; None when none is ready."""
+    def pick(self, triangle_id: str | None = None) -> MemberT | None:
+        """The executor the next job (of that triangle, if given: sharded routing) goes to; None when none is ready."""
 
     def dispatch(self, member: MemberT, job: Job) -> None:
         """Hand `job` to `member` (a `pick()` result); its end comes back through `OnDone`."""

@@ -19,7 +19,7 @@ import stat
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from shared.credentials import Credentials
 
@@ -71,6 +71,10 @@ class Settings:
     # signal without book_ts_ms is refused (`missing_book_ts`) unless missing_book_ts = "allow".
     book_skew_ms: int = 2_000
     missing_book_ts: str = "refuse"
+    # How the supervisor picks a worker (`supervisor.routing`): "least_loaded", or "shard" (each
+    # triangle to its own worker, spilling to the least-loaded one at `shard_spill` in flight).
+    routing: str = "least_loaded"
+    shard_spill: int = 2
     # The account's Spot pool (KuCoin VIP0: 4000 weight per 30 s), shared by the whole fleet.
     rate_budget_limit: int = 4000
     rate_budget_window_ms: int = 30_000
@@ -80,6 +84,10 @@ class Settings:
     http_timeout_s: float = 10.0
     # A Redis that hangs (not down: stopped, partitioned) must fail an admission, not stall it.
     redis_timeout_s: float = 2.0
+    # Sentinel/replicated Redis: a lease is used only once this many replicas acknowledged it
+    # (WAIT), so a failover cannot lose a grant; 0 = do not wait (a single Redis).
+    redis_wait_replicas: int = 0
+    redis_wait_timeout_ms: int = 100
     log_level: str = "info"
     log_file: str | None = None
     metrics_host: str = "127.0.0.1"  # Prometheus endpoint; loopback unless asked, it is unauthenticated
@@ -89,14 +97,17 @@ class Settings:
     def secrets(self) -> tuple[str, ...]:
         """Every value log redaction must scrub: the API secret and passphrase, the Redis password."""
         found = self.credentials.secrets() if self.credentials else ()
-        password = urlsplit(self.redis_url).password
-        return (*found, unquote(password)) if password else found
+        parts = urlsplit(self.redis_url)
+        passwords = [unquote(parts.password)] if parts.password else []
+        passwords += parse_qs(parts.query).get("sentinel_password", [])  # redis+sentinel:// URLs
+        return (*found, *passwords)
 
 
 _FIELD_NAMES = tuple(f.name for f in fields(Settings) if f.name != "credentials")
 _INT_FIELDS = frozenset((
     "workers", "max_frame_bytes", "report_maxlen", "lease_ttl_ms", "rate_budget_limit", "rate_budget_window_ms",
     "correlation_retention_s", "book_skew_ms", "balance_wait_ms",
+    "shard_spill", "redis_wait_replicas", "redis_wait_timeout_ms",
 ))
 _FLOAT_FIELDS = frozenset(("keepalive_s", "http_timeout_s", "redis_timeout_s", "fill_timeout_s", "resolve_timeout_s"))
 _CHOICES: dict[str, tuple[str, ...]] = {
@@ -105,6 +116,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "unwind_policy": ("unwind", "hold"),
     "live_fills": ("sync", "ws"),
     "missing_book_ts": ("refuse", "allow"),
+    "routing": ("least_loaded", "shard"),
     "log_level": _LOG_LEVELS,
 }
 
@@ -122,7 +134,7 @@ def _coerce(name: str, value: object, source: str) -> object:
             number: object = int(value)
         except ValueError:
             raise SettingsError(f"{name} (from {source}) must be an integer, got {value!r}") from None
-        minimum = 0 if name == "workers" else 1  # 0 workers: execution inline in the supervisor
+        minimum = 0 if name in ("workers", "redis_wait_replicas") else 1  # 0 workers: execution inline
         if number < minimum:  # type: ignore[operator]
             raise SettingsError(f"{name} (from {source}) must be >= {minimum}, got {number}")
         return number
@@ -157,8 +169,16 @@ def _redis_url(value: str, source: str) -> None:
     """What redis-py's from_url would reject (or read as something else) at first use, refused now."""
     where = f"redis_url (from {source})"
     parts = urlsplit(value)
+    if parts.scheme == "redis+sentinel":  # host:port list and /<master>[/<db>]: shared.store.connect parses it
+        hosts = parts.netloc.rpartition("@")[2].split(",")
+        if not all(h.rpartition(":")[0] and h.rpartition(":")[2].isdigit() for h in hosts):
+            raise SettingsError(f"{where}: every sentinel address must be host:port")
+        if not parts.path.strip("/"):
+            raise SettingsError(f"{where}: a sentinel URL's path is /<master name>[/<db number>]")
+        return
     if parts.scheme not in ("redis", "rediss", "unix"):
-        raise SettingsError(f"{where} must be redis://, rediss:// or unix://, got scheme {parts.scheme or 'none'!r}")
+        raise SettingsError(f"{where} must be redis://, rediss://, unix:// or redis+sentinel://, "
+                            f"got scheme {parts.scheme or 'none'!r}")
     if parts.scheme == "unix":
         if not parts.path:
             raise SettingsError(f"{where} names no socket path")

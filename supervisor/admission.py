@@ -142,7 +142,7 @@ class Admission:
                 else result.detail
             self.refuse(result.reason, detail, cid, signal)
             return None
-        worker = self._pool.pick()
+        worker = self._pool.pick(signal.triangle_id)
         if worker is None:
             await self._release_quietly(cid, result.token)
             self.refuse("no_worker", "no worker process is ready", cid, signal)

@@ -68,7 +68,9 @@ class Supervisor:
         self.redis = connect(settings, "supervisor")
         self.budget = RateBudget(self.redis, limit=settings.rate_budget_limit, window_ms=settings.rate_budget_window_ms)
         self.registry = Registry(self.redis, owner=self.name, ttl_ms=settings.lease_ttl_ms, budget=self.budget,
-                                 retention_ms=settings.correlation_retention_s * 1000)
+                                 retention_ms=settings.correlation_retention_s * 1000,
+                                 wait_replicas=settings.redis_wait_replicas,
+                                 wait_timeout_ms=settings.redis_wait_timeout_ms)
         pool_class: PoolFactory = WorkerPool if settings.workers > 0 else InlinePool  # 0: execute in this loop
         self.pool = pool_class(settings, settings.workers, self.host, self._on_done, self._on_lost)
         self.admission = Admission(self.registry, self.pool, settings.mode, self.budget,

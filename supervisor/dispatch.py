@@ -17,6 +17,7 @@ import structlog
 from shared.channel import Cancel, Channel, Done, Hello, Job
 from shared.pool import Member, OnDone, OnLost
 from shared.settings import Settings
+from supervisor.routing import shard_home
 from worker.entry import WorkerSpec, worker_main
 
 __all__ = ["WorkerHandle", "WorkerPool"]
@@ -42,7 +43,7 @@ class WorkerHandle(Member):
 
 
 class WorkerPool:
-    """`count` worker processes (a `shared.pool.Pool`); `pick` chooses the least-loaded ready one."""
+    """`count` worker processes (a `shared.pool.Pool`); `pick` routes by the `routing` setting."""
 
     def __init__(self, settings: Settings, count: int, host: str, on_done: OnDone, on_lost: OnLost) -> None:
         self._settings = settings
@@ -95,8 +96,9 @@ class WorkerPool:
                 self._changed.clear()
                 await self._changed.wait()
 
-    def pick(self) -> WorkerHandle | None:
-        """Least-loaded ready worker; ties rotate, starting after the worker picked last.
+    def pick(self, triangle_id: str | None = None) -> WorkerHandle | None:
+        """A ready worker: the triangle's shard under `routing = shard` (`supervisor.routing`), else
+        the least-loaded one, ties rotating from the worker picked last.
 
         Breaking ties toward the lowest index left worker 1 nearly idle at 200/s (each job was
         done before the next arrived, so every tie went to worker 0). Rotating the ties spreads
@@ -105,6 +107,10 @@ class WorkerPool:
         ready = sorted((w for w in self._workers.values() if w.ready.is_set()), key=lambda w: w.index)
         if not ready:
             return None
+        if self._settings.routing == "shard" and triangle_id is not None:
+            home = shard_home(ready, triangle_id)
+            if home.load < self._settings.shard_spill:
+                return home
         least = min(w.load for w in ready)
         tied = [w for w in ready if w.load == least]
         chosen = next((w for w in tied if w.index > self._last_pick), tied[0])

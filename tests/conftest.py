@@ -116,3 +116,13 @@ def workdir() -> Iterator[Path]:
     path = Path(tempfile.mkdtemp(prefix="tri-"))
     yield path
     shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def sentinel_deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator["SentinelDeployment"]:
+    """One primary, one replica and three sentinels on private loopback ports (tests/support/sentinel.py)."""
+    from tests.support.sentinel import SentinelDeployment
+
+    deployment = SentinelDeployment(tmp_path_factory.mktemp("sentinel")).start()
+    yield deployment
+    deployment.stop()

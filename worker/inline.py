@@ -80,7 +80,7 @@ class InlinePool:
         if self.alive < count:
             raise TimeoutError(f"inline pool has {self.alive} executor, {count} wanted")
 
-    def pick(self) -> Member | None:
+    def pick(self, triangle_id: str | None = None) -> Member | None:
         return self._executor if self._worker is not None else None
 
     def dispatch(self, member: Member, job: Job) -> None:

@@ -71,7 +71,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import redis.asyncio as aioredis
-from redis.exceptions import ResponseError
+from redis.exceptions import RedisError, ResponseError
 
 from shared.codec import as_text
 from shared.store import keys
@@ -79,8 +79,12 @@ from shared.store.ratebudget import BUDGET_LUA, RateBudget
 
 __all__ = [
     "LeaseRequest", "Grant", "Refusal", "RegistryConfig", "LeaseInfo", "Registry", "REFUSAL_REASONS",
-    "DEFAULT_RETENTION_MS",
+    "DEFAULT_RETENTION_MS", "NotReplicated",
 ]
+
+
+class NotReplicated(RedisError):
+    """A grant no replica acknowledged in time: undone, and the signal refused ``registry_unavailable``."""
 
 REFUSAL_REASONS = (
     "paused", "duplicate", "stale", "no_slot", "triangle_busy", "quote_busy", "pair_busy", "capital_cap",
@@ -206,11 +210,11 @@ class Registry:
     """Async client of the registry scripts; one per supervisor, safe to share between tasks."""
 
     __slots__ = ("_redis", "_owner", "_ttl_ms", "_retention_ms", "_budget", "_acquire", "_renew", "_release",
-                 "_sweep")
+                 "_sweep", "_wait_replicas", "_wait_timeout_ms")
 
     def __init__(
         self, redis: aioredis.Redis, *, owner: str, ttl_ms: int = 30_000, budget: RateBudget | None = None,
-        retention_ms: int = DEFAULT_RETENTION_MS,
+        retention_ms: int = DEFAULT_RETENTION_MS, wait_replicas: int = 0, wait_timeout_ms: int = 100,
     ) -> None:
         if ttl_ms <= 0 or retention_ms <= 0:
             raise ValueError(f"ttl_ms and retention_ms must be positive, got {ttl_ms}, {retention_ms}")
@@ -219,6 +223,8 @@ class Registry:
         self._ttl_ms = ttl_ms
         self._retention_ms = retention_ms
         self._budget = budget
+        self._wait_replicas = wait_replicas
+        self._wait_timeout_ms = wait_timeout_ms
         # register_script runs EVALSHA and reloads the source on NOSCRIPT (restart, SCRIPT FLUSH).
         self._acquire = redis.register_script(_SCRIPT_SOURCES["acquire"])
         self._renew = redis.register_script(_SCRIPT_SOURCES["renew"])
@@ -247,6 +253,8 @@ class Registry:
             return Refusal("bad_config", f"{keys.CONFIG} field {bad[1]} {bad[2]}")
         granted, detail = answer[0], answer[1]
         if granted == 1:
+            if self._wait_replicas:
+                await self._replicated(request.lease_id, detail)
             return Grant(request.lease_id, detail)
         refusal = _REFUSALS.get(detail) or Refusal(as_text(detail))
         if len(answer) > 2:
@@ -256,6 +264,25 @@ class Registry:
             else:
                 refusal = Refusal(refusal.reason, as_text(answer[2]))
         return refusal
+
+    async def _replicated(self, lease_id: str, token: int) -> None:
+        """WAIT until `wait_replicas` replicas hold the grant, or undo it and raise NotReplicated.
+
+        Replication is asynchronous: a grant the primary acknowledged but no replica received is
+        lost if that primary dies, and the promoted replica would grant the same triangle (or the
+        same correlation id, re-sent) again. A grant is only used once a replica holds it.
+        """
+        try:
+            acked = await self._redis.wait(self._wait_replicas, self._wait_timeout_ms)
+        except (RedisError, OSError):
+            acked = -1  # unknown: treated as not replicated
+        if acked < self._wait_replicas:
+            try:
+                await self.release(lease_id, token)
+            except (RedisError, OSError):
+                pass  # the lease then expires by TTL, on whichever primary kept it
+            raise NotReplicated(f"lease reached {max(acked, 0)} of {self._wait_replicas} replica(s) within "
+                                f"{self._wait_timeout_ms} ms; refused rather than risk a grant a failover loses")
 
     async def renew(self, lease_id: str, token: int) -> bool:
         """Extend a live lease to now + ttl_ms; False if it expired or the token is not current."""

@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from shared.codec import encode_frame
-from shared.store.fleet import FleetMember, fleet_problems
 from sim.server import RunningSimulator
 from supervisor.app import Supervisor
 from tests.support.e2e import e2e_settings, fresh_signal, markets_of, running_supervisor
@@ -128,16 +127,3 @@ async def test_check_fails_without_supervisors_or_without_redis(redis_url: str, 
     nowhere = f"unix://{tmp_path}/no-redis.sock"
     assert (await ctl(nowhere, "check"))[0] == 1
     assert (await ctl(nowhere, "status"))[0] == 2
-
-
-def test_fleet_problems_name_dead_workers_and_silent_health_keys() -> None:
-    healthy = FleetMember("a:1", {"host": "a", "workers": "2", "workers_alive": "2", "metrics": "127.0.0.1:9464"},
-                          {0: "line", 1: "line"})
-    assert fleet_problems([healthy]) == []
-    sick = FleetMember("b:2", {"host": "b", "workers": "2", "workers_alive": "1", "metrics": "unavailable (x)"},
-                       {0: "line", 1: None})
-    assert fleet_problems([healthy, sick]) == [
-        "b:2: 1/2 workers alive", "b:2: no health key from worker(s) 1", "b:2: metrics endpoint unavailable (x)",
-    ]
-    assert fleet_problems([healthy, sick], host="a") == []
-    assert fleet_problems([healthy], min_supervisors=2) == ["1 live supervisor(s), expected at least 2"]

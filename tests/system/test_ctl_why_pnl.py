@@ -37,7 +37,7 @@ async def test_why_tells_a_filled_a_refused_and_an_unknown_signal_and_pnl_adds_u
     reports = {r.correlation_id: r for r in await stream_reports(redis_url)}
 
     code, out = await ctl(redis_url, "why", "why-run")
-    assert code == 0 and f"report " in out and f": {reports['why-run'].status} (paper)" in out, out
+    assert code == 0 and "report " in out and f": {reports['why-run'].status} (paper)" in out, out
     assert "leg 0:" in out and "leg 2:" in out and "profit" in out
     code, out = await ctl(redis_url, "why", "why-busy")
     assert code == 0 and "refused" in out and "triangle_busy" in out and "held by execution why-run" in out, out

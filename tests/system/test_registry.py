@@ -16,7 +16,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from shared.store import keys
-from shared.store.registry import Grant, LeaseRequest, Refusal, Registry, RegistryConfig
+from shared.store.registry import Grant, LeaseRequest, Refusal, Registry
 
 TRI_A = ("BTC-USDT", "ETH-BTC", "ETH-USDT")
 TRI_B = ("BTC-USDT", "SOL-BTC", "SOL-USDT")  # shares BTC-USDT with TRI_A
@@ -336,16 +336,6 @@ async def test_caps_apply_per_quote(registry: Registry) -> None:
     assert isinstance(await registry.acquire(request("B", TRI_D, quote="BTC", notional="0.5")), Grant)
 
 
-async def test_config_defaults_round_trip_and_cap_removal(registry: Registry) -> None:
-    assert await registry.config() == RegistryConfig(paused=False, slots=4, enforce_same_quote=False,
-                                                     enforce_pair=True, caps={})
-    await registry.set_config(paused=True, slots=3, enforce_same_quote=True, enforce_pair=False,
-                              caps={"USDT": Decimal("1000.25"), "BTC": Decimal("2")})
-    assert await registry.config() == RegistryConfig(paused=True, slots=3, enforce_same_quote=True, enforce_pair=False,
-                                                     caps={"USDT": Decimal("1000.25"), "BTC": Decimal("2")})
-    await registry.set_config(caps={"BTC": None})
-    assert (await registry.config()).caps == {"USDT": Decimal("1000.25")}
-
 
 async def test_config_written_with_plain_hset_applies_at_once(registry: Registry, redis_client: aioredis.Redis) -> None:
     await redis_client.hset(keys.CONFIG, "paused", "1")
@@ -382,25 +372,6 @@ async def test_malformed_config_fails_closed_with_a_named_error(registry: Regist
     assert await redis_client.exists(keys.LEASES) == 0
 
 
-async def test_set_config_rejects_bad_fields(registry: Registry) -> None:
-    with pytest.raises(TypeError):
-        await registry.set_config(slot=3)
-    with pytest.raises(TypeError):
-        await registry.set_config(paused=1)
-    with pytest.raises(ValueError):
-        await registry.set_config(slots=-1)
-    with pytest.raises(ValueError):
-        await registry.set_config(caps={"USDT": Decimal("-1")})
-    assert await registry.config() == RegistryConfig(False, 4, False, True, {})
-
-
-def test_lease_request_rejects_values_the_wire_cannot_carry() -> None:
-    with pytest.raises(ValueError):
-        request("a,b")
-    with pytest.raises(ValueError):
-        request("a", ("BTC-USDT", "ETH,BTC", "ETH-USDT"))
-    with pytest.raises(ValueError):
-        request("")
 
 
 async def test_bad_notionals_are_rejected_before_redis(registry: Registry, redis_client: aioredis.Redis) -> None:

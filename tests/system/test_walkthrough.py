@@ -9,7 +9,6 @@ import os
 import re
 import socket
 import subprocess
-import sys
 from collections import defaultdict
 from decimal import Decimal
 from pathlib import Path

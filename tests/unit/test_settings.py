@@ -60,6 +60,12 @@ def test_empty_env_values_count_as_unset() -> None:
     assert load_settings({"TRIDENT_WORKERS": "", "TRIDENT_API_KEY": ""}).workers == Settings().workers
 
 
+def test_routing_settings() -> None:
+    assert (Settings().routing, Settings().shard_spill) == ("least_loaded", 2)
+    settings = load_settings({"TRIDENT_ROUTING": "Shard", "TRIDENT_SHARD_SPILL": "3"})
+    assert (settings.routing, settings.shard_spill) == ("shard", 3)
+
+
 @pytest.mark.parametrize(
     ("env", "named"),
     [
@@ -73,6 +79,8 @@ def test_empty_env_values_count_as_unset() -> None:
         ({"TRIDENT_HTTP_TIMEOUT_S": "nan"}, "http_timeout_s"),
         ({"TRIDENT_LOG_LEVEL": "loud"}, "log_level"),
         ({"TRIDENT_MAX_FRAME_BYTES": "-5"}, "max_frame_bytes"),
+        ({"TRIDENT_ROUTING": "random"}, "routing"),
+        ({"TRIDENT_SHARD_SPILL": "0"}, "shard_spill"),
     ],
 )
 def test_invalid_values_name_the_setting(env: dict[str, str], named: str) -> None:
