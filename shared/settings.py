@@ -56,6 +56,9 @@ class Settings:
     live_fills: str = "sync"
     fill_timeout_s: float = 5.0
     resolve_timeout_s: float = 10.0
+    # Live mode: how often the supervisor re-queries journaled orders whose outcome is unknown
+    # (supervisor/reconcile.py); the first pass runs at start-up.
+    reconcile_interval_s: float = 5.0
     max_frame_bytes: int = 1 << 20
     report_stream: str = "trident:reports"
     report_maxlen: int = 100_000
@@ -94,7 +97,8 @@ _INT_FIELDS = frozenset((
     "workers", "max_frame_bytes", "report_maxlen", "lease_ttl_ms", "rate_budget_limit", "rate_budget_window_ms",
     "correlation_retention_s", "book_skew_ms",
 ))
-_FLOAT_FIELDS = frozenset(("keepalive_s", "http_timeout_s", "redis_timeout_s", "fill_timeout_s", "resolve_timeout_s"))
+_FLOAT_FIELDS = frozenset(("keepalive_s", "http_timeout_s", "redis_timeout_s", "fill_timeout_s", "resolve_timeout_s",
+                           "reconcile_interval_s"))
 _CHOICES: dict[str, tuple[str, ...]] = {
     "mode": ("paper", "live"),
     "fill_model": ("depth", "top"),
