@@ -47,6 +47,7 @@ __all__ = [
     "FLOAT_PLACES",
     "report_to_fields",
     "report_from_fields",
+    "order_movement",
 ]
 
 FLOAT_PLACES = 3
@@ -85,6 +86,9 @@ class Status(StrEnum):
     UNWOUND = "unwound"  # a middle leg failed and the stranded asset was converted back
     STRANDED = "stranded"  # a middle leg failed and the asset is still held
     LOST = "lost"  # the worker died; only the legs known done are reported
+    # what reconciliation found at the exchange for an execution whose report left an order's
+    # outcome unknown (a `lost` or `stranded`): the whole execution's true amounts, replacing it
+    RECONCILED = "reconciled"
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,6 +205,20 @@ class ExecutionReport:
     # Live legs that the exchange refused for insufficient balance and that waited for the
     # balance push before their one retry (worker.live); 0 in paper mode.
     balance_waits: int = 0
+    # On a `reconciled` report, the status of the report it replaces (`lost`, `stranded`); "" otherwise.
+    corrects: str = ""
+
+
+def order_movement(pair: str, side: str, filled_size: Decimal, filled_funds: Decimal, fee: Decimal,
+                   fee_currency: str) -> tuple[str, str, Decimal, Decimal]:
+    """(input currency, output currency, spent, received) of a settled order, from the exchange's
+    own figures: a fee charged in the input currency is spent on top, one in the output is not received."""
+    base, quote = pair.split("-", 1)
+    if side == "buy":
+        spent = filled_funds + (fee if fee_currency == quote else _ZERO)
+        return quote, base, spent, filled_size - (fee if fee_currency == base else _ZERO)
+    spent = filled_size + (fee if fee_currency == base else _ZERO)
+    return base, quote, spent, filled_funds - (fee if fee_currency == quote else _ZERO)
 
 
 _TEXT_FIELDS = ("correlation_id", "mode", "fill_model", "primary_quote", "error", "worker", "host")
@@ -241,6 +259,7 @@ def report_to_fields(report: ExecutionReport) -> dict[str, str]:
         raise ValueError(f"{len(report.unwinds)} unwinds; a report has {UNWIND_SLOTS} unwind slots")
     fields: dict[str, str] = {name: getattr(report, name) for name in _TEXT_FIELDS}
     fields["status"] = str(report.status)
+    fields["corrects"] = report.corrects
     fields["triangle"] = ",".join(report.triangle)
     for name in _DECIMAL_FIELDS:
         fields[name] = fmt_decimal(getattr(report, name))
@@ -335,6 +354,7 @@ def report_from_fields(fields: Mapping[str | bytes, str | bytes]) -> ExecutionRe
     triangle = get("triangle")
     return ExecutionReport(
         status=status,
+        corrects=entry.get("corrects", ""),  # absent from entries written before reconciliation existed
         triangle=tuple(triangle.split(",")) if triangle else (),
         fills=tuple(fill(slot) for slot in range(legs_done)),
         book_tops=tuple(book_top(slot) for slot in range(book_tops)),

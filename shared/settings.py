@@ -60,6 +60,9 @@ class Settings:
     # Sequential live legs: a leg refused for insufficient balance (certainly not placed) waits
     # this long for the balance push showing what the previous leg delivered, then runs once more.
     balance_wait_ms: int = 2000
+    # Live mode: how often the supervisor re-queries journaled orders whose outcome is unknown
+    # (supervisor/reconcile.py); the first pass runs at start-up.
+    reconcile_interval_s: float = 5.0
     max_frame_bytes: int = 1 << 20
     report_stream: str = "trident:reports"
     report_maxlen: int = 100_000
@@ -109,7 +112,8 @@ _INT_FIELDS = frozenset((
     "correlation_retention_s", "book_skew_ms", "balance_wait_ms",
     "shard_spill", "redis_wait_replicas", "redis_wait_timeout_ms",
 ))
-_FLOAT_FIELDS = frozenset(("keepalive_s", "http_timeout_s", "redis_timeout_s", "fill_timeout_s", "resolve_timeout_s"))
+_FLOAT_FIELDS = frozenset(("keepalive_s", "http_timeout_s", "redis_timeout_s", "fill_timeout_s", "resolve_timeout_s",
+                           "reconcile_interval_s"))
 _CHOICES: dict[str, tuple[str, ...]] = {
     "mode": ("paper", "live"),
     "fill_model": ("depth", "top"),

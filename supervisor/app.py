@@ -12,7 +12,7 @@ import os
 import socket
 import time
 from collections import Counter
-from decimal import Decimal
+from dataclasses import replace
 from importlib.metadata import version as package_version
 from pathlib import Path
 
@@ -21,11 +21,13 @@ from redis.exceptions import RedisError
 
 from shared.channel import Done
 from shared.pool import PoolFactory
-from shared.report import ExecutionReport, Status
+from shared.report import Status
 from shared.settings import Settings
 from shared.store.connect import connect
 from shared.store.fleet import RefusalTally, publish_status, withdraw_status
-from shared.store.journal import Journal, journal_summary
+from shared.kucoin.rest import KucoinRest
+from shared.kucoin.session import make_session
+from shared.store.journal import Journal, journal_summary, unresolved_slots
 from shared.store.ratebudget import RateBudget
 from shared.store.registry import Registry
 from shared.store.reports import ReportPublisher, count_spooled
@@ -36,13 +38,13 @@ from supervisor.dispatch import WorkerPool
 from supervisor.metrics import MetricsServer, StatusValue, SupervisorMetrics
 from supervisor.redis_watch import RedisWatch
 from supervisor.refusal_trail import RefusalTrail
+from supervisor.reconcile import Reconciler, journal_report
 from supervisor.server import SignalServer
 from worker.inline import InlinePool
 
 __all__ = ["Supervisor"]
 
 log = structlog.get_logger(__name__)
-_D0 = Decimal(0)
 # Outcomes in which orders traded, so the triangle's books moved: later signals need newer books.
 _TRADED = frozenset((Status.FILLED, Status.UNWOUND, Status.STRANDED))
 # A failed release is retried after 50 ms, doubling to at most 500 ms: freed within half a
@@ -51,8 +53,6 @@ _RELEASE_RETRY_FIRST_S = 0.05
 _RELEASE_RETRY_MAX_S = 0.5
 _STOP_RELEASE_WAIT_S = 5.0
 _REDIS_DOWN_REPEAT_S = 10.0
-# Journal order states whose outcome at the exchange is not known (shared/store/journal.py).
-_UNRESOLVED = frozenset(("placing", "unknown"))
 ROLLUP_INTERVAL_S = 5.0  # a minute's roll-up lands 2-7 s after it ends; the lease (15 s) outlives 2 misses
 # The installed distribution's version (pyproject.toml), never a second copy of it.
 VERSION = package_version("trident")
@@ -88,6 +88,16 @@ class Supervisor:
         self.redis_watch = RedisWatch(self.redis, settings.redis_url)
         self.refusal_trail = RefusalTrail(self.redis, self.name)
         self.admission.trail = self.refusal_trail.record
+        self.journal = Journal(self.redis)
+        # Live mode only: paper executions place no orders, so they have nothing to reconcile.
+        self.exchange_session = make_session(settings.http_timeout_s) if settings.mode == "live" else None
+        self.reconciler = (
+            Reconciler(settings, KucoinRest(self.exchange_session, settings.exchange_url, settings.credentials,
+                                            timeout_s=settings.http_timeout_s),
+                       self.journal, self.registry, self.budget, self.publisher, self.host,
+                       lambda cid, token, outcome: self._spawn_release(cid, token, 0, outcome))
+            if self.exchange_session is not None else None
+        )
         self.metrics = SupervisorMetrics(self.snapshot)
         self.metrics_server = (
             MetricsServer(self.metrics.render, settings.metrics_host, settings.metrics_port)
@@ -121,6 +131,8 @@ class Supervisor:
             asyncio.create_task(self.redis_watch.run()),
             asyncio.create_task(self.refusal_trail.run()),
         ]
+        if self.reconciler is not None:
+            self._background.append(asyncio.create_task(self.reconciler.run()))
         log.info("supervisor_started", mode=self.settings.mode, workers=self.settings.workers,
                  socket=self.settings.socket_path, name=self.name, metrics=self.metrics_address)
 
@@ -166,6 +178,8 @@ class Supervisor:
                                   self.refusal_tally.pending(self.admission.refusals))
         except (RedisError, OSError) as exc:  # the keys expire by their TTL anyway
             log.debug("status_withdraw_failed", error=str(exc))
+        if self.exchange_session is not None:
+            await self.exchange_session.close()
         await self.redis.aclose()
         log.info("supervisor_stopped", outcomes=dict(self.outcomes))
 
@@ -220,41 +234,47 @@ class Supervisor:
     async def _on_lost(self, worker: int, correlation_ids: list[str], reason: str) -> None:
         for cid in correlation_ids:
             entry = self.admission.finish(cid)
-            known, unresolved = await self._legs_known_done(cid)
-            await self.publisher.publish(self._lost_report(cid, entry.triangle if entry else (), f"{reason}; {known}"))
+            fields, known, unresolved = await self._dead_worker_journal(cid)
+            report = journal_report(cid, fields, Status.LOST, self.settings.mode, self.host, f"{reason}; {known}",
+                                    fill_model="exchange" if fields else self.settings.fill_model)
+            if not report.triangle and entry is not None:
+                report = replace(report, triangle=entry.triangle)
+            await self.publisher.publish(report)
             self.outcomes[Status.LOST] += 1
+            if fields.get("state") == "running" and not unresolved:
+                await self._close_journal(cid)
             if entry is None:
                 continue
             if unresolved:
                 # Its orders may still be at the exchange: another execution on these pairs now
-                # would be two executions on one pair. The lease, no longer renewed, expires by TTL.
+                # would be two executions on one pair. The lease, no longer renewed, is kept until
+                # reconciliation resolves them (then released), or expires by TTL.
                 log.warning("lease_held_for_unresolved_orders", correlation_id=cid,
                             ttl_ms=self.settings.lease_ttl_ms)
+                if self.reconciler is not None:
+                    self.reconciler.hold(cid, entry.token)
             else:
                 self._spawn_release(cid, entry.token, 0, Status.LOST)
         if not self.admission.in_flight:
             self._idle.set()
 
-    async def _legs_known_done(self, cid: str) -> tuple[str, bool]:
-        """What the execution journal says the dead worker's orders did (live executions only), and
-        whether any of them may still be unresolved at the exchange (placing, unknown, unreadable)."""
+    async def _dead_worker_journal(self, cid: str) -> tuple[dict[str, str], str, bool]:
+        """A dead worker's execution journal (live executions only), one line of what its orders
+        did, and whether any may still be unresolved at the exchange (placing, unknown, unreadable)."""
         try:
-            fields = await Journal(self.redis).read(cid)
+            fields = await self.journal.read(cid)
         except (RedisError, OSError) as exc:
-            return f"journal unreadable ({exc}): resolve its orders by clientOid", self.settings.mode == "live"
+            return {}, f"journal unreadable ({exc}): resolve its orders by clientOid", self.settings.mode == "live"
         if not fields:
-            return "no journal: no order was placed (paper executions place none)", False
-        unresolved = any(value in _UNRESOLVED for name, value in fields.items() if name.endswith("_state"))
-        return "journal: " + (journal_summary(fields) or "no order started"), unresolved
+            return {}, "no journal: no order was placed (paper executions place none)", False
+        return fields, "journal: " + (journal_summary(fields) or "no order started"), bool(unresolved_slots(fields))
 
-    def _lost_report(self, cid: str, triangle: tuple[str, ...], reason: str) -> ExecutionReport:
-        now_ms = int(time.time() * 1000)
-        return ExecutionReport(
-            correlation_id=cid, status=Status.LOST, mode=self.settings.mode, fill_model=self.settings.fill_model,
-            triangle=triangle, primary_quote="", predicted_bps=0.0, effective_bps=0.0, profit=_D0, spent=_D0,
-            returned=_D0, ts_ms=now_ms, book_ts_ms=0, signal_ts_ms=0, received_ts_ms=0, first_order_ms=0.0,
-            total_ms=0.0, error=reason, worker="", host=self.host,
-        )
+    async def _close_journal(self, cid: str) -> None:
+        """A dead worker's journal whose orders are all known: closed (done, lost, TTL), not left running."""
+        try:
+            await self.journal.close(cid, str(Status.LOST))
+        except (RedisError, OSError) as exc:  # reconciliation closes it once Redis answers
+            log.warning("journal_close_failed", correlation_id=cid, error=str(exc))
 
     def _spawn_release(self, cid: str, token: int, last_trade_ms: int, outcome: str) -> None:
         task = asyncio.create_task(self._release(cid, token, last_trade_ms, outcome))

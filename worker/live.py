@@ -38,7 +38,7 @@ from shared.kucoin.models import Order
 from shared.kucoin.rest import KucoinRest
 from shared.kucoin.ws import PrivateWs
 from shared.money import fmt_decimal, round_down
-from shared.report import EdgeBreakdown, ExecutionReport, LegFill, Status, Unwind
+from shared.report import EdgeBreakdown, ExecutionReport, LegFill, Status, Unwind, order_movement
 from shared.settings import Settings
 from shared.signal import Leg, Signal
 from shared.store.journal import (
@@ -102,21 +102,13 @@ async def open_live_runtime(
 def _leg_fill(index: int, outcome: OrderOutcome, order: Order) -> LegFill:
     """The account movement of a settled order, from the exchange's own figures (fee included)."""
     spec = outcome.spec
-    base, quote = spec.pair.split("-", 1)
-    fee, fee_currency = order.fee, order.fee_currency
-    if spec.side == "buy":
-        input_currency, output_currency = quote, base
-        spent = order.deal_funds + (fee if fee_currency == quote else _ZERO)
-        received = order.deal_size - (fee if fee_currency == base else _ZERO)
-    else:
-        input_currency, output_currency = base, quote
-        spent = order.deal_size + (fee if fee_currency == base else _ZERO)
-        received = order.deal_funds - (fee if fee_currency == quote else _ZERO)
+    input_currency, output_currency, spent, received = order_movement(
+        spec.pair, spec.side, order.deal_size, order.deal_funds, order.fee, order.fee_currency)
     return LegFill(
         leg=index, pair=spec.pair, side=spec.side, order_id=order.id, input_currency=input_currency,
         output_currency=output_currency, spent=spent, received=received, filled_size=order.deal_size,
         filled_funds=order.deal_funds, avg_price=order.deal_funds / order.deal_size if order.deal_size else _ZERO,
-        fee=fee, fee_currency=fee_currency, latency_ms=ms_since(outcome.fired_ns, outcome.settled_ns),
+        fee=order.fee, fee_currency=order.fee_currency, latency_ms=ms_since(outcome.fired_ns, outcome.settled_ns),
     )
 
 

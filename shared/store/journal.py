@@ -11,7 +11,9 @@ Fields are flat strings (``redis-cli HGETALL`` reads them): ``state`` (running |
 ``leg2_``, ``unwind1_``/``unwind2_`` — with ``state`` (placing | done | rejected | unknown),
 ``client_oid``, ``pair``, ``side``, ``amount``, ``amount_kind`` (size | funds), and once
 settled ``order_id``, ``filled_size``, ``filled_funds``, ``fee``, ``fee_currency``, ``error``.
-A running journal has no TTL; a finished one expires after ``ttl_s``.
+A running journal has no TTL; a finished one expires after ``ttl_s``. ``state`` done with
+``status`` reconciled (and ``reconciled_ms``) means reconciliation resolved its orders at the
+exchange afterwards; ``status`` lost means its worker died with every order resolved.
 """
 
 from __future__ import annotations
@@ -25,9 +27,14 @@ import redis.asyncio as aioredis
 
 from shared.codec import as_text
 from shared.money import fmt_decimal
+from shared.report import LegFill, Unwind, order_movement
 from shared.store.keys import JOURNAL_PREFIX
 
-__all__ = ["Journal", "PlacingOrder", "SettledOrder", "journal_key", "journal_summary", "leg_slot", "unwind_slot"]
+__all__ = ["Journal", "PlacingOrder", "SettledOrder", "UNRESOLVED", "journal_key", "journal_legs", "journal_summary",
+           "leg_slot", "unresolved_slots", "unwind_slot"]
+
+# Order states whose outcome at the exchange is not known: resolve them by clientOid.
+UNRESOLVED = frozenset(("placing", "unknown"))
 
 DEFAULT_TTL_S = 7 * 24 * 3600
 
@@ -145,6 +152,27 @@ class Journal:
             pipe.expire(key, self._ttl_s)
             await pipe.execute()
 
+    async def close(self, correlation_id: str, status: str, settled: Sequence[SettledOrder] = ()) -> None:
+        """Close a journal its worker could not finish (dead worker, reconciliation): what each
+        order was found to have done, state done, `status`, then the TTL."""
+        fields: dict[str, str] = {}
+        for order in settled:
+            fields.update(order.fields())
+        now = _now_ms()
+        fields.update({"state": "done", "status": status, "updated_ms": now})
+        if status == "reconciled":
+            fields["reconciled_ms"] = now
+        key = journal_key(correlation_id)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(key, mapping=fields)
+            pipe.expire(key, self._ttl_s)
+            await pipe.execute()
+
+    async def ids(self) -> list[str]:
+        """Every journaled correlation id (SCAN: never blocks Redis, however many there are)."""
+        prefix = journal_key("")
+        return [as_text(key)[len(prefix):] async for key in self._redis.scan_iter(match=prefix + "*", count=500)]
+
     async def read(self, correlation_id: str) -> dict[str, str]:
         raw = await self._redis.hgetall(journal_key(correlation_id))
         return {as_text(key): as_text(value) for key, value in raw.items()}
@@ -173,3 +201,52 @@ def journal_summary(fields: Mapping[str, str]) -> str:
             order += f" (resolve clientOid {fields.get(prefix + 'client_oid', '')})"
         parts.append(order)
     return "; ".join(parts)
+
+
+def unresolved_slots(fields: Mapping[str, str]) -> list[str]:
+    """The orders of a journal whose outcome at the exchange is not known (placing, unknown)."""
+    return [prefix[:-1] for prefix in _ORDER_PREFIXES if fields.get(prefix + "state") in UNRESOLVED]
+
+
+def _decimal(fields: Mapping[str, str], name: str) -> Decimal:
+    return Decimal(fields.get(name) or 0)
+
+
+def journal_legs(fields: Mapping[str, str]) -> tuple[tuple[LegFill, ...], tuple[Unwind, ...]]:
+    """What a journal's settled orders moved, as report legs and unwinds: the fills of legs 0, 1, 2
+    up to the first that did not fill, and the unwind orders that did. A `lost` or `reconciled`
+    report carries these as fields, so a consumer never parses them out of an error text."""
+    fills: list[LegFill] = []
+    held: dict[str, Decimal] = {}
+    primary = fields.get("primary_quote", "")
+    for leg in range(3):
+        prefix = leg_slot(leg) + "_"
+        size = _decimal(fields, prefix + "filled_size")
+        if fields.get(prefix + "state") != "done" or size == 0:
+            break
+        pair, side = fields.get(prefix + "pair", ""), fields.get(prefix + "side", "")
+        funds, fee, fee_currency = _decimal(fields, prefix + "filled_funds"), _decimal(fields, prefix + "fee"), \
+            fields.get(prefix + "fee_currency", "")
+        source, target, spent, received = order_movement(pair, side, size, funds, fee, fee_currency)
+        fills.append(LegFill(leg=leg, pair=pair, side=side, order_id=fields.get(prefix + "order_id", ""),
+                             input_currency=source, output_currency=target, spent=spent, received=received,
+                             filled_size=size, filled_funds=funds, avg_price=funds / size, fee=fee,
+                             fee_currency=fee_currency, latency_ms=0.0))
+        held[source] = held.get(source, Decimal(0)) - spent
+        held[target] = held.get(target, Decimal(0)) + received
+    unwinds: list[Unwind] = []
+    for leg in (1, 2):
+        prefix = unwind_slot(leg) + "_"
+        size = _decimal(fields, prefix + "filled_size")
+        if fields.get(prefix + "state") != "done" or size == 0:
+            continue
+        pair, side = fields.get(prefix + "pair", ""), fields.get(prefix + "side", "")
+        funds, fee, fee_currency = _decimal(fields, prefix + "filled_funds"), _decimal(fields, prefix + "fee"), \
+            fields.get(prefix + "fee_currency", "")
+        source, target, spent, received = order_movement(pair, side, size, funds, fee, fee_currency)
+        if target != primary:
+            continue  # an unwind always converts back to the primary quote; anything else is not one
+        unwinds.append(Unwind(leg=leg, currency=source, stranded=max(held.get(source, Decimal(0)), spent),
+                              pair=pair, side=side, order_id=fields.get(prefix + "order_id", ""), spent=spent,
+                              recovered=received, fee=fee, fee_currency=fee_currency))
+    return tuple(fills), tuple(unwinds)

@@ -31,7 +31,7 @@ import redis.asyncio as aioredis
 from shared.kucoin.constants import GET_ORDER, GET_ORDER_BY_CLIENT_OID, PLACE_ORDER_SYNC
 from shared.store import keys
 
-__all__ = ["ORDER_WEIGHT", "TRIANGLE_WEIGHT", "LIVE_TRIANGLE_WEIGHT", "BudgetAnswer", "RateBudget"]
+__all__ = ["ORDER_WEIGHT", "TAKE_LUA", "TRIANGLE_WEIGHT", "LIVE_TRIANGLE_WEIGHT", "BudgetAnswer", "RateBudget"]
 
 ORDER_WEIGHT = 1  # POST /api/v1/hf/orders, /hf/orders/test and /hf/orders/sync
 TRIANGLE_WEIGHT = 3 * ORDER_WEIGHT  # paper: one order test per leg
@@ -45,6 +45,13 @@ LIVE_TRIANGLE_WEIGHT = 3 * _LIVE_LEG_WEIGHT + GET_ORDER_BY_CLIENT_OID.weight + P
 _LUA_DIR = Path(__file__).with_name("lua")
 BUDGET_LUA = (_LUA_DIR / "budget.lua").read_text()  # the take, merged into acquire.lua
 _OBSERVE_LUA = (_LUA_DIR / "ratebudget_observe.lua").read_text()
+# The same take on its own, on Redis's clock, for calls no acquire pays for (reconciliation).
+TAKE_LUA = BUDGET_LUA + """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local granted, remaining, reset_ms = budget_take(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), now)
+return {granted, remaining, reset_ms}
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +75,7 @@ class RateBudget:
     window can only end later than that, never earlier, so the shortcut never admits wrongly.
     """
 
-    __slots__ = ("_redis", "_limit", "_window_ms", "_observe", "_exhausted_until_ns")
+    __slots__ = ("_redis", "_limit", "_window_ms", "_observe", "_take", "_exhausted_until_ns")
 
     def __init__(self, redis: aioredis.Redis, *, limit: int, window_ms: int) -> None:
         if limit < 1 or window_ms < 1:
@@ -77,6 +84,7 @@ class RateBudget:
         self._limit = limit
         self._window_ms = window_ms
         self._observe = redis.register_script(_OBSERVE_LUA)
+        self._take = redis.register_script(TAKE_LUA)
         self._exhausted_until_ns = 0
 
     @property
@@ -104,6 +112,13 @@ class RateBudget:
         if remaining is None or window_end_ms is None or int(window_end_ms) <= seconds * 1000 + micros // 1000:
             return int(limit) if limit is not None else self._limit
         return int(remaining)
+
+    async def take(self, weight: int) -> bool:
+        """Take `weight` outside an acquire (reconciliation's order queries); False: the window is spent."""
+        granted, _, reset_ms = await self._take([keys.RATE_BUDGET], (weight, self._limit, self._window_ms))
+        if not granted:
+            self.note_refused(int(reset_ms))
+        return granted == 1
 
     async def observe(self, limit: int, remaining: int, reset_ms: int) -> BudgetAnswer:
         """Correct the budget with the exchange's `gw-ratelimit-*` values (reset_ms relative to now)."""

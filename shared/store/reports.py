@@ -10,6 +10,10 @@ execution (a worker killed while its report was on its way), or a spooled report
 its XADD reply was lost, land once: whichever reaches Redis first is the report, the other is
 dropped (logged as ``report_duplicate_dropped``). Consumers may rely on one entry per id within
 the window; a ``lost`` report's legs come from the execution journal.
+
+A ``reconciled`` report (what reconciliation found at the exchange for an execution whose report
+left an order unknown) has its own marker, ``once:<id>:reconciled``: at most one per id, beside
+the id's first report, which it replaces (its ``corrects`` field names that report's status).
 """
 
 from __future__ import annotations
@@ -108,10 +112,11 @@ class ReportPublisher:
 
     async def _xadd(self, fields: dict[str, str]) -> None:
         cid = fields.get("correlation_id", "")
+        marker = once_key(self._stream, cid + (":reconciled" if fields.get("status") == "reconciled" else ""))
         args: list[str | int] = [self._maxlen, self._once_ttl_ms]
         for name, value in fields.items():
             args += (name, value)
-        if await self._publish_once([self._stream, once_key(self._stream, cid)], args) is None:
+        if await self._publish_once([self._stream, marker], args) is None:
             log.warning("report_duplicate_dropped", correlation_id=cid, status=fields.get("status", ""))
 
     def _append_to_spool(self, fields: dict[str, str]) -> None:

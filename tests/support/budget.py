@@ -1,9 +1,8 @@
 """Test access to the rate budget's take and stored state.
 
 Production takes a triangle's weight inside the acquire script (``budget.lua`` merged into
-``acquire.lua``), so `RateBudget` has no take of its own; these tests drive the same
-``budget_take`` function through a one-line script to check its arithmetic and read the hash
-as `redis-cli HGETALL` would.
+``acquire.lua``); these tests drive the same ``budget_take`` through `TAKE_LUA` (what
+`RateBudget.take` runs) to see its full answer, and read the hash as `redis-cli HGETALL` would.
 """
 
 from __future__ import annotations
@@ -13,19 +12,12 @@ from dataclasses import dataclass
 import redis.asyncio as aioredis
 
 from shared.store import keys
-from shared.store.ratebudget import BUDGET_LUA, BudgetAnswer, RateBudget
-
-_TAKE = BUDGET_LUA + """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local granted, remaining, reset_ms = budget_take(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), now)
-return {granted, remaining, reset_ms}
-"""
+from shared.store.ratebudget import TAKE_LUA, BudgetAnswer, RateBudget
 
 
 async def take(client: aioredis.Redis, budget: RateBudget, weight: int) -> BudgetAnswer:
     """Reserve `weight` as acquire does (a refusal is noted locally, as admission does)."""
-    granted, remaining, reset_ms = await client.register_script(_TAKE)(
+    granted, remaining, reset_ms = await client.register_script(TAKE_LUA)(
         [keys.RATE_BUDGET], (weight, budget.limit, budget.window_ms))
     if not granted:
         budget.note_refused(int(reset_ms))

@@ -6,9 +6,18 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
 
-from shared.report import ExecutionReport
+from shared.report import ExecutionReport, Status
 
-__all__ = ["account_deltas", "assert_reconciles"]
+__all__ = ["account_deltas", "assert_reconciles", "effective_reports"]
+
+
+def effective_reports(reports: Iterable[ExecutionReport]) -> list[ExecutionReport]:
+    """The consumer rule: one report per correlation id, a `reconciled` one replacing the other."""
+    chosen: dict[str, ExecutionReport] = {}
+    for report in reports:
+        if report.correlation_id not in chosen or report.status == Status.RECONCILED:
+            chosen[report.correlation_id] = report
+    return list(chosen.values())
 
 
 def account_deltas(reports: Iterable[ExecutionReport]) -> dict[str, Decimal]:
@@ -26,7 +35,8 @@ def account_deltas(reports: Iterable[ExecutionReport]) -> dict[str, Decimal]:
 
 def assert_reconciles(start: Mapping[str, Decimal], end: Mapping[str, Decimal],
                       reports: Iterable[ExecutionReport]) -> None:
-    """Balances at the end == balances at the start + every amount the reports say moved, to the last digit."""
-    deltas = account_deltas(reports)
+    """Balances at the end == balances at the start + every amount the reports say moved (a
+    `reconciled` report instead of the one it corrects), to the last digit."""
+    deltas = account_deltas(effective_reports(reports))
     for currency in set(start) | set(end) | set(deltas):
         assert end.get(currency, Decimal(0)) == start.get(currency, Decimal(0)) + deltas[currency], currency

@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
@@ -17,12 +18,12 @@ import redis.asyncio as aioredis
 from structlog.testing import capture_logs
 
 from shared.codec import encode_frame
-from shared.report import Status
+from shared.report import ExecutionReport, Status
 from shared.store import keys
 from shared.store.registry import Registry
 from sim.server import RunningSimulator
 from tests.support.e2e import e2e_settings, fresh_signal, markets_of, running_supervisor, stream_reports, wait_until
-from tests.support.reconcile import account_deltas
+from tests.support.reconcile import account_deltas, assert_reconciles
 from tools.embedded_redis import EmbeddedRedis
 from tools.send import send_frames
 from tools.synthetic import restamped
@@ -178,7 +179,9 @@ async def test_a_killed_live_worker_with_orders_unresolved_keeps_its_claims_unti
     redis = aioredis.Redis.from_url(redis_url)
     markets = await markets_of(simulator)
     simulator.sim.update_knobs(hang_after_match={"next_n": 1, "path": "/api/v1/hf/orders/sync"})
-    settings = e2e_settings(redis_url, simulator.url, workdir, mode="live", workers=1, lease_ttl_ms=3000)
+    # reconciliation off (its pass only at start-up): this is the TTL bound when nothing resolves them
+    settings = e2e_settings(redis_url, simulator.url, workdir, mode="live", workers=1, lease_ttl_ms=3000,
+                            reconcile_interval_s=3600)
     async with running_supervisor(settings) as supervisor:
         await _send(settings.socket_path, {**restamped(fresh_signal(markets, 0, "hold-1")), "live": True})
         await supervisor.wait_frames(1, 10)
@@ -201,4 +204,95 @@ async def test_a_killed_live_worker_with_orders_unresolved_keeps_its_claims_unti
         assert supervisor.admission.admitted == 2
     statuses = {r.correlation_id: r.status for r in await stream_reports(redis_url)}
     assert statuses == {"hold-1": Status.LOST, "hold-3": Status.FILLED}
+    await redis.aclose()
+
+
+async def _reports_until(redis_url: str, done: Callable[[list[ExecutionReport]], bool],
+                         timeout_s: float = 20) -> list[ExecutionReport]:
+    """The stream's reports once `done` says so (fails after `timeout_s`)."""
+    async with asyncio.timeout(timeout_s):
+        while not done(reports := await stream_reports(redis_url)):
+            await asyncio.sleep(0.05)
+    return reports
+
+
+def _by_status(reports: list[ExecutionReport]) -> dict[str, ExecutionReport]:
+    return {str(report.status): report for report in reports}
+
+
+async def test_a_killed_live_worker_s_unknown_order_is_reconciled_with_its_true_amounts(
+    redis_url: str, simulator: RunningSimulator, workdir: Path
+) -> None:
+    """Kill -9 while leg 1's answer hangs: `lost` carries leg 0 as fields, reconciliation finds leg 1
+    filled, reports `reconciled` with both legs, closes the journal and frees the held lease."""
+    redis = aioredis.Redis.from_url(redis_url)
+    sim = simulator.sim
+    start = sim.balances()
+    markets = await markets_of(simulator)
+    sim.update_knobs(latency_ms=150)  # room to arm the hang between leg 0 and leg 1
+    settings = e2e_settings(redis_url, simulator.url, workdir, mode="live", workers=1, lease_ttl_ms=60_000,
+                            reconcile_interval_s=0.2)
+    async with running_supervisor(settings) as supervisor:
+        await _send(settings.socket_path, {**restamped(fresh_signal(markets, 0, "rec-kill")), "live": True})
+        await supervisor.wait_frames(1, 10)
+        await wait_until(lambda: len(sim.order_log) == 1)
+        sim.update_knobs(hang_after_match={"next_n": 1, "path": "/api/v1/hf/orders/sync"})
+        await wait_until(lambda: len(sim.order_log) == 2)  # leg 1 matched, its answer never comes
+        (victim,) = supervisor.pool.workers
+        os.kill(victim.pid, signal.SIGKILL)
+        killed = time.monotonic()
+        reports = await _reports_until(redis_url, lambda rs: len(rs) == 2)
+        await supervisor.wait_idle(10)
+        assert await supervisor.registry.leases() == []  # released on reconciliation, not by the 60 s TTL
+        assert time.monotonic() - killed < 10
+    lost, reconciled = _by_status(reports)["lost"], _by_status(reports)["reconciled"]
+    assert [r.correlation_id for r in reports] == ["rec-kill", "rec-kill"]
+    assert [fill.leg for fill in lost.fills] == [0]  # the legs as fields, not only in the error text
+    assert "leg1" in lost.error and "placing" in lost.error
+    assert reconciled.corrects == "lost" and [fill.leg for fill in reconciled.fills] == [0, 1]
+    assert reconciled.fills[0] == lost.fills[0]
+    placed = {e.client_oid: e for e in sim.order_log.entries() if e.kind != "test"}
+    assert set(placed) == {client_oid("rec-kill", 0), client_oid("rec-kill", 1)}
+    assert reconciled.fills[1].order_id and reconciled.fills[1].filled_size > 0
+    assert_reconciles(start, sim.balances(), reports)  # to the last increment
+    journal = await redis.hgetall(keys.JOURNAL_PREFIX + "rec-kill")
+    assert journal[b"state"] == b"done" and journal[b"status"] == b"reconciled"
+    assert journal[b"leg1_state"] == b"done"
+    assert 0 < await redis.ttl(keys.JOURNAL_PREFIX + "rec-kill")
+    await redis.aclose()
+
+
+async def test_an_order_resolve_gave_up_on_is_reconciled_by_the_background_pass(
+    redis_url: str, simulator: RunningSimulator, workdir: Path
+) -> None:
+    """Leg 0's answer lost and every query by clientOid failing for resolve_timeout_s: the worker
+    reports `stranded` with the order unknown; once the exchange answers again the background pass
+    finds it filled and reports `reconciled` with its true amounts."""
+    redis = aioredis.Redis.from_url(redis_url)
+    sim = simulator.sim
+    start = sim.balances()
+    markets = await markets_of(simulator)
+    sim.update_knobs(hang_after_match={"next_n": 1, "path": "/api/v1/hf/orders/sync"},
+                     fail_5xx={"next_n": 1_000_000, "path": "/api/v1/hf/orders/client-order/*"})
+    settings = e2e_settings(redis_url, simulator.url, workdir, mode="live", workers=1, http_timeout_s=1.0,
+                            resolve_timeout_s=0.5, reconcile_interval_s=0.2)
+    async with running_supervisor(settings) as supervisor:
+        await _send(settings.socket_path, {**restamped(fresh_signal(markets, 0, "rec-gaveup")), "live": True})
+        await supervisor.wait_frames(1, 10)
+        (stranded,) = await _reports_until(redis_url, lambda rs: len(rs) == 1)
+        assert stranded.status == Status.STRANDED and stranded.fills == ()
+        journal = await redis.hgetall(keys.JOURNAL_PREFIX + "rec-gaveup")
+        assert journal[b"leg0_state"] == b"unknown"
+        # the pass keeps asking while the exchange fails, and reconciles nothing it does not know
+        await wait_until(lambda: sim.knobs.fail_5xx.next_n < 1_000_000 - 20, 10)
+        assert len(await stream_reports(redis_url)) == 1
+        sim.update_knobs(fail_5xx={"next_n": 0})
+        reports = await _reports_until(redis_url, lambda rs: len(rs) == 2)
+    reconciled = _by_status(reports)["reconciled"]
+    assert reconciled.corrects == "stranded" and [fill.leg for fill in reconciled.fills] == [0]
+    (leg0,) = [e for e in sim.order_log.entries() if e.kind != "test"]
+    assert leg0.client_oid == client_oid("rec-gaveup", 0) and reconciled.fills[0].filled_size > 0
+    assert_reconciles(start, sim.balances(), reports)
+    journal = await redis.hgetall(keys.JOURNAL_PREFIX + "rec-gaveup")
+    assert journal[b"status"] == b"reconciled" and journal[b"leg0_state"] == b"done"
     await redis.aclose()
