@@ -94,4 +94,4 @@ def test_bad_configuration_is_one_line_and_exit_2(
     assert result.returncode == 2, (result.returncode, result.stderr)
     assert "Traceback" not in result.stderr
     lines = [line for line in result.stderr.splitlines() if line]
-    assert len(lines) == 1 and lines[0].startswith("trident: ") and named in lines[0], result.stderr
+    assert len(lines) == 1 and lines[0].startswith(("trident: ", "trident run: ")) and named in lines[0], result.stderr

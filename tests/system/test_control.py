@@ -70,6 +70,7 @@ LOOK = {
     "reports": "redis-cli XREVRANGE trident:reports + - COUNT 10",
     "xlen": "redis-cli XLEN trident:reports",
     "refusals": "redis-cli HGETALL trident:refusals",
+    "refusals_log": "redis-cli XREVRANGE trident:refusals:log + - COUNT 10",
     "fleet": "redis-cli ZRANGE trident:fleet 0 -1 WITHSCORES",
     "status": "redis-cli HGETALL trident:status:<host>:<pid>",
     "health_scan": "redis-cli --scan --pattern 'trident:health:*'",
@@ -151,6 +152,9 @@ async def test_pause_admits_nothing_then_resume_and_a_new_slot_limit_hold(
     assert await cli(LOOK["xlen"]) == "0\n"
     async with asyncio.timeout(3):  # each supervisor adds its refusals to the fleet's tally every second
         while pairs(await cli(LOOK["refusals"])) != {"paused": "2"}:
+            await asyncio.sleep(0.05)
+    async with asyncio.timeout(3):  # the refusal trail is written off the admission path, in batches
+        while not {"p-1", "p-2"} <= set((await cli(LOOK["refusals_log"])).split()):
             await asyncio.sleep(0.05)
 
     await cli(STEER["resume"])

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections import Counter
+from shared.settings import load_settings
 from supervisor.dispatch import WorkerHandle, WorkerPool
 
 
 def _pool(count: int, ready: set[int] | None = None) -> WorkerPool:
-    pool = WorkerPool(settings=None, count=count, host="127.0.0.1", on_done=lambda _: None, on_lost=None)  # type: ignore[arg-type]
+    pool = WorkerPool(settings=load_settings(env={}), count=count, host="127.0.0.1", on_done=lambda _: None, on_lost=None)
     for index in range(count):
         handle = WorkerHandle(index=index, process=None, channel=None)  # type: ignore[arg-type]
         if ready is None or index in ready:
