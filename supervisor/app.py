@@ -23,6 +23,7 @@ from shared.channel import Done
 from shared.pool import PoolFactory
 from shared.report import Status
 from shared.settings import Settings
+from shared.stopping import Stopping
 from shared.store.connect import connect
 from shared.store.fleet import RefusalTally, publish_status, withdraw_status
 from shared.kucoin.rest import KucoinRest
@@ -109,6 +110,7 @@ class Supervisor:
         self.started_ns = time.monotonic_ns()
         self.budget_remaining = settings.rate_budget_limit  # refreshed by the status loop every second
         self._background: list[asyncio.Task[None]] = []
+        self.stopping = Stopping()  # ends the background loops even where a cancel gets lost
         self._releases: set[asyncio.Task[None]] = set()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -124,15 +126,15 @@ class Supervisor:
         self._background = [
             asyncio.create_task(self._renew_loop()),
             asyncio.create_task(self._sweep_loop()),
-            asyncio.create_task(self.control.run()),
+            asyncio.create_task(self.control.run(self.stopping)),
             asyncio.create_task(self._status_loop()),
-            asyncio.create_task(self.publisher.run_replayer()),
+            asyncio.create_task(self.publisher.run_replayer(self.stopping)),
             asyncio.create_task(self._rollup_loop()),
-            asyncio.create_task(self.redis_watch.run()),
-            asyncio.create_task(self.refusal_trail.run()),
+            asyncio.create_task(self.redis_watch.run(self.stopping)),
+            asyncio.create_task(self.refusal_trail.run(self.stopping)),
         ]
         if self.reconciler is not None:
-            self._background.append(asyncio.create_task(self.reconciler.run()))
+            self._background.append(asyncio.create_task(self.reconciler.run(self.stopping)))
         log.info("supervisor_started", mode=self.settings.mode, workers=self.settings.workers,
                  socket=self.settings.socket_path, name=self.name, metrics=self.metrics_address)
 
@@ -158,9 +160,10 @@ class Supervisor:
             _, retrying = await asyncio.wait(self._releases, timeout=_STOP_RELEASE_WAIT_S)
             for task in retrying:
                 task.cancel()
+        self.stopping.set()
         for task in self._background:
             task.cancel()
-        # bounded: a loop whose cancel was swallowed (see ControlWatcher.run) must not hang the stop
+        # bounded: a loop that lost its cancel ends at its next pause (see shared.stopping)
         _, stuck = await asyncio.wait(self._background, timeout=2.0) if self._background else (set(), set())
         if stuck:
             log.error("background_tasks_ignored_cancel", tasks=[task.get_coro().__qualname__ for task in stuck])
@@ -307,8 +310,7 @@ class Supervisor:
     async def _renew_loop(self) -> None:
         """Renew live leases at a third of their TTL, so a lease outlives its owner by one TTL at most."""
         interval_s = self.settings.lease_ttl_ms / 3000
-        while True:
-            await asyncio.sleep(interval_s)
+        while await self.stopping.pause(interval_s):
             for cid, entry in list(self.admission.in_flight.items()):
                 try:
                     if not await self.registry.renew(cid, entry.token):
@@ -319,8 +321,7 @@ class Supervisor:
 
     async def _sweep_loop(self) -> None:
         """Drop leases whose owner stopped renewing (a dead supervisor elsewhere in the fleet)."""
-        while True:
-            await asyncio.sleep(self.settings.lease_ttl_ms / 1000)
+        while await self.stopping.pause(self.settings.lease_ttl_ms / 1000):
             try:
                 expired = await self.registry.sweep()
             except (RedisError, OSError) as exc:
@@ -331,15 +332,13 @@ class Supervisor:
 
     async def _rollup_loop(self) -> None:
         """Every 5 s: hold or try the fleet's roll-up lease and, when held, roll finished minutes."""
-        while True:
+        while not self.stopping.is_set():
             try:
                 if await self.rollup.step():
                     log.debug("rollup_written")
             except (RedisError, OSError) as exc:
                 log.debug("rollup_failed", error=str(exc))
-                if (task := asyncio.current_task()) is not None and task.cancelling():
-                    raise asyncio.CancelledError from exc  # a cancel the Redis client turned into an error
-            await asyncio.sleep(ROLLUP_INTERVAL_S)
+            await self.stopping.pause(ROLLUP_INTERVAL_S)
 
     def snapshot(self) -> dict[str, StatusValue]:
         """What this supervisor is and has counted, counters as numbers: the metrics read this."""
@@ -369,7 +368,7 @@ class Supervisor:
         Redis that stops answering is said at ERROR at once and every 10 s while it lasts."""
         unreachable_since: float | None = None
         last_said = 0.0
-        while True:
+        while not self.stopping.is_set():
             try:
                 self.budget_remaining = await self.budget.remaining_now()
                 pending = self.refusal_tally.pending(self.admission.refusals)
@@ -379,12 +378,12 @@ class Supervisor:
                     log.warning("redis_reachable_again", down_s=round(time.monotonic() - unreachable_since, 1))
                     unreachable_since = None
             except (RedisError, OSError) as exc:
+                if self.stopping.is_set():
+                    return  # a cancel the Redis client turned into an error: not an outage
                 now = time.monotonic()
                 if unreachable_since is None or now - last_said >= _REDIS_DOWN_REPEAT_S:
                     unreachable_since = unreachable_since or now
                     last_said = now
                     log.error("redis_unreachable", error=str(exc), down_s=round(now - unreachable_since, 1),
                               effect="every signal is refused registry_unavailable; reports spool")
-                if (task := asyncio.current_task()) is not None and task.cancelling():
-                    raise asyncio.CancelledError from exc  # a cancel the Redis client turned into an error
-            await asyncio.sleep(1.0)
+            await self.stopping.pause(1.0)

@@ -23,7 +23,6 @@ a tenth of a second, well inside any live execution.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterable
 from typing import Any
 
@@ -33,6 +32,7 @@ from redis.exceptions import RedisError
 
 from shared.codec import as_text
 from shared.pool import Pool
+from shared.stopping import Stopping
 from shared.store import keys
 from supervisor.admission import Admission
 
@@ -64,16 +64,9 @@ class ControlWatcher:
         self.redis_reachable = False  # the last refresh read Redis (polled every interval_s)
         self._halt_cancelled: set[str] = set()  # cancels already sent for the current halt
 
-    async def run(self) -> None:
-        task = asyncio.current_task()
-        while True:
-            await asyncio.sleep(self._interval_s)
+    async def run(self, stopping: Stopping) -> None:
+        while await stopping.pause(self._interval_s):
             await self.refresh()
-            # A cancel that lands inside a Redis call can come out of the client as a Redis error
-            # (its read timeout is built on asyncio.timeout), which refresh() logs and forgets:
-            # without this check the supervisor's stop would wait for this loop forever.
-            if task is not None and task.cancelling():
-                raise asyncio.CancelledError
 
     async def refresh(self) -> None:
         """Read config flags and cancel requests once and act on them; Redis errors are logged."""

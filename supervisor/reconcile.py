@@ -31,6 +31,7 @@ from shared.kucoin.errors import InvalidOrder, KucoinError
 from shared.kucoin.rest import KucoinRest
 from shared.report import ExecutionReport, Status
 from shared.settings import Settings
+from shared.stopping import Stopping
 from shared.store.journal import Journal, SettledOrder, journal_legs, unresolved_slots
 from shared.store.ratebudget import RateBudget
 from shared.store.registry import Registry
@@ -67,13 +68,13 @@ class Reconciler:
         """A dead worker's lease, kept while its orders are unresolved: released once they are."""
         self._held[correlation_id] = token
 
-    async def run(self) -> None:
-        while True:
+    async def run(self, stopping: Stopping) -> None:
+        while not stopping.is_set():
             try:
                 await self.pass_once()
             except (RedisError, OSError) as exc:
                 log.debug("reconcile_pass_failed", error=str(exc))
-            await asyncio.sleep(self._settings.reconcile_interval_s)
+            await stopping.pause(self._settings.reconcile_interval_s)
 
     async def pass_once(self) -> int:
         """Reconcile what can be; returns how many executions were reconciled in this pass."""

@@ -9,13 +9,14 @@ again. The URL is logged without its password.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
 import structlog
 from redis.exceptions import RedisError
+
+from shared.stopping import Stopping
 
 __all__ = ["RedisWatch", "safe_url"]
 
@@ -59,7 +60,6 @@ class RedisWatch:
         self.reachable = True
         return True
 
-    async def run(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval_s)
+    async def run(self, stopping: Stopping) -> None:
+        while await stopping.pause(self._interval_s):
             await self.check()

@@ -19,7 +19,6 @@ summary every 10 s (`refusals in the last 10 s: pair_busy 312, stale 4`) at INFO
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ import structlog
 from redis.exceptions import RedisError
 
 from shared.signal import Signal
+from shared.stopping import Stopping
 from shared.store import keys
 
 __all__ = ["RefusalTrail", "REFUSAL_FIELDS"]
@@ -96,9 +96,8 @@ class RefusalTrail:
         else:
             self._window[reason] += 1
 
-    async def run(self) -> None:
-        while True:
-            await asyncio.sleep(self._flush_s)
+    async def run(self, stopping: Stopping) -> None:
+        while await stopping.pause(self._flush_s):
             try:
                 await self.flush()
             except (RedisError, OSError) as exc:  # kept for the next flush, up to _MAX_PENDING

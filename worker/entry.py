@@ -57,12 +57,14 @@ async def worker_main(spec: WorkerSpec, sock: socket.socket) -> None:
             live = worker.live = await open_live_runtime(resources.client, resources.session, redis, settings)
         # the supervisor is this process's parent (aiomultiprocess spawns it), named host:pid
         health_key = keys.worker_health_key(f"{spec.host}:{os.getppid()}", spec.index)
-        background.append(asyncio.create_task(write_health_forever(redis, health_key, worker.health_line)))
+        background.append(asyncio.create_task(write_health_forever(redis, health_key, worker.health_line,
+                                                                   resources.stopping)))
         await worker.serve(channel)
         await publisher.replay()
         with contextlib.suppress(RedisError, OSError):
             await redis.delete(health_key)
     finally:
+        resources.stopping.set()
         if live is not None:
             await live.close()
         for task in background:

@@ -26,6 +26,7 @@ from shared.money import fmt_decimal
 from shared.report import ExecutionReport, Status
 from shared.settings import Settings
 from shared.signal import Signal, SignalError, parse_signal
+from shared.stopping import Stopping
 from shared.store.connect import connect
 from shared.store.ratebudget import RateBudget
 from shared.store.reports import ReportPublisher
@@ -205,10 +206,9 @@ async def ping(client: KucoinRest, mode: str) -> None:
         await client.server_time()
 
 
-async def keepalive(client: KucoinRest, settings: Settings) -> None:
+async def keepalive(client: KucoinRest, settings: Settings, stopping: Stopping) -> None:
     """Keep the connection to the exchange warm, as the seed did: an idle socket costs a handshake."""
-    while True:
-        await asyncio.sleep(settings.keepalive_s)
+    while await stopping.pause(settings.keepalive_s):
         try:
             await ping(client, settings.mode)
         except Exception as exc:  # a failed ping is not fatal; the next order reconnects
@@ -236,6 +236,7 @@ class ExecutorResources:
                                          settings.correlation_retention_s * 1000)
         self.budget = RateBudget(self.redis, limit=settings.rate_budget_limit,
                                  window_ms=settings.rate_budget_window_ms)
+        self.stopping = Stopping()  # set by close(), and first by an owner that stops its loops
 
     async def warm(self, timeout_s: float | None = None) -> None:
         """Open the exchange connection before the first order needs it; a failure is not fatal."""
@@ -248,10 +249,11 @@ class ExecutorResources:
     def background(self) -> list[asyncio.Task[None]]:
         """The keep-alive pings and the spool replayer, started."""
         return [
-            asyncio.create_task(keepalive(self.pinger, self.settings)),
-            asyncio.create_task(self.publisher.run_replayer()),
+            asyncio.create_task(keepalive(self.pinger, self.settings, self.stopping)),
+            asyncio.create_task(self.publisher.run_replayer(self.stopping)),
         ]
 
     async def close(self) -> None:
+        self.stopping.set()
         await self.session.close()
         await self.redis.aclose()

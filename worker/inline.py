@@ -111,6 +111,8 @@ class InlinePool:
                 task.cancel()
             if pending:
                 await asyncio.gather(*pending, return_exceptions=True)
+        if self._resources is not None:
+            self._resources.stopping.set()
         for task in self._background:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)

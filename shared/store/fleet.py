@@ -16,7 +16,6 @@ owner dies, hangs, or loses Redis, the key expires by itself and nobody has to c
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -27,6 +26,7 @@ import structlog
 from redis.exceptions import RedisError
 
 from shared.codec import as_text
+from shared.stopping import Stopping
 from shared.store import keys
 
 __all__ = [
@@ -91,15 +91,16 @@ async def withdraw_status(client: aioredis.Redis, name: str, workers: int,
         await pipe.execute()
 
 
-async def write_health_forever(client: aioredis.Redis, key: str, line: Callable[[], str]) -> None:
-    """A worker's health key, rewritten every HEALTH_INTERVAL_S until cancelled. A failed write is
-    not retried early: the key expiring is the signal `ctl check` reads."""
-    while True:
+async def write_health_forever(client: aioredis.Redis, key: str, line: Callable[[], str],
+                               stopping: Stopping) -> None:
+    """A worker's health key, rewritten every HEALTH_INTERVAL_S until the worker stops. A failed
+    write is not retried early: the key expiring is the signal `ctl check` reads."""
+    while not stopping.is_set():
         try:
             await client.set(key, line(), px=HEALTH_TTL_MS)
         except (RedisError, OSError) as exc:
             log.debug("health_write_failed", error=str(exc))
-        await asyncio.sleep(HEALTH_INTERVAL_S)
+        await stopping.pause(HEALTH_INTERVAL_S)
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,6 +29,7 @@ import structlog
 from redis.exceptions import RedisError
 
 from shared.report import ExecutionReport, report_to_fields
+from shared.stopping import Stopping
 
 __all__ = ["ReportPublisher", "count_spooled", "once_key"]
 
@@ -103,10 +104,9 @@ class ReportPublisher:
                 log.info("spool_replayed", sent=sent, remaining=len(entries) - sent)
             return sent
 
-    async def run_replayer(self, interval_s: float = 0.5) -> None:
-        """Background task: retry the spool until it is empty, forever."""
-        while True:
-            await asyncio.sleep(interval_s)
+    async def run_replayer(self, stopping: Stopping, interval_s: float = 0.5) -> None:
+        """Background task: retry the spool until it is empty, until the owner stops."""
+        while await stopping.pause(interval_s):
             if self._spool_path.exists():
                 await self.replay()
 

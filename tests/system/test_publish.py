@@ -15,6 +15,7 @@ from pathlib import Path
 import redis.asyncio as aioredis
 
 from shared.report import ExecutionReport, Status
+from shared.stopping import Stopping
 from shared.store.reports import ReportPublisher
 from tools.embedded_redis import EmbeddedRedis
 
@@ -76,7 +77,7 @@ async def test_the_replayer_drains_the_spool_by_itself_when_redis_returns(
     durable_redis: EmbeddedRedis, tmp_path: Path
 ) -> None:
     publisher, client = _publisher(durable_redis, tmp_path / "w.spool")
-    replayer = asyncio.create_task(publisher.run_replayer(interval_s=0.02))
+    replayer = asyncio.create_task(publisher.run_replayer(Stopping(), interval_s=0.02))
     try:
         durable_redis.kill()
         for i in range(5):

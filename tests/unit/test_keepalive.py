@@ -9,6 +9,7 @@ from shared.kucoin.constants import PUBLIC_POOL, SPOT_POOL
 from shared.kucoin.rest import KucoinRest
 from shared.kucoin.session import make_session
 from shared.settings import Settings
+from shared.stopping import Stopping
 from sim import DEMO_CREDENTIALS, SimConfig, start_simulator
 from tests.support.sim import write_markets
 from worker.executor import KEEPALIVE_SYMBOL, keepalive
@@ -24,7 +25,7 @@ async def _ping_for(mode: str, tmp_path: Path) -> tuple[list[tuple[str, str | No
         settings = Settings(mode=mode, keepalive_s=0.01)
         limiter = simulator.sim.rate_limiter
         spot0, public0 = limiter.peek(SPOT_POOL).remaining, limiter.peek(PUBLIC_POOL).remaining
-        task = asyncio.create_task(keepalive(client, settings))
+        task = asyncio.create_task(keepalive(client, settings, Stopping()))
         async with asyncio.timeout(5):
             while (spot0 - limiter.peek(SPOT_POOL).remaining) + (public0 - limiter.peek(PUBLIC_POOL).remaining) < 9:
                 await asyncio.sleep(0.005)
