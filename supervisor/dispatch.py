@@ -17,7 +17,7 @@ import structlog
 from shared.channel import Cancel, Channel, Done, Hello, Job
 from shared.pool import Member, OnDone, OnLost
 from shared.settings import Settings
-from supervisor.routing import shard_home
+from supervisor.routing import shard_choice
 from worker.entry import WorkerSpec, worker_main
 
 __all__ = ["WorkerHandle", "WorkerPool"]
@@ -108,8 +108,8 @@ class WorkerPool:
         if not ready:
             return None
         if self._settings.routing == "shard" and triangle_id is not None:
-            home = shard_home(ready, triangle_id)
-            if home.load < self._settings.shard_spill:
+            home = shard_choice(ready, triangle_id, self._settings.shard_spill)
+            if home is not None:
                 return home
         least = min(w.load for w in ready)
         tied = [w for w in ready if w.load == least]

@@ -16,7 +16,7 @@ from typing import TypeVar
 
 from shared.pool import Member
 
-__all__ = ["ROUTINGS", "route", "shard_home"]
+__all__ = ["ROUTINGS", "shard_choice", "shard_home"]
 
 ROUTINGS = ("least_loaded", "shard")
 MemberT = TypeVar("MemberT", bound=Member)
@@ -27,26 +27,15 @@ def _score(triangle_id: str, index: int) -> int:
     return int.from_bytes(digest, "big")
 
 
-def _least_loaded(ready: Sequence[MemberT]) -> MemberT:
-    """Ties go to the lowest index (the order given), keeping one worker warm when the fleet is idle."""
-    best = ready[0]
-    for member in ready[1:]:
-        if member.load < best.load:
-            best = member
-    return best
-
-
 def shard_home(ready: Sequence[MemberT], triangle_id: str) -> MemberT:
     """The triangle's home among `ready` (non-empty): the same answer for the same set of indices."""
     return max(ready, key=lambda member: _score(triangle_id, member.index))
 
 
-def route(ready: Sequence[MemberT], triangle_id: str | None, routing: str, spill: int) -> MemberT | None:
-    """The member the next job goes to, among the `ready` ones (None if there are none)."""
+def shard_choice(ready: Sequence[MemberT], triangle_id: str, spill: int) -> MemberT | None:
+    """The triangle's home among `ready` while it has fewer than `spill` executions in flight; None
+    when there is no ready worker or the home is that busy (the pool then takes its least-loaded)."""
     if not ready:
         return None
-    if routing == "shard" and triangle_id is not None:
-        home = shard_home(ready, triangle_id)
-        if home.load < spill:
-            return home
-    return _least_loaded(ready)
+    home = shard_home(ready, triangle_id)
+    return home if home.load < spill else None

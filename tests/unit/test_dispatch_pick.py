@@ -60,3 +60,16 @@ def test_concurrent_jobs_balance_in_flight_counts() -> None:
         worker.in_flight[str(n)] = None
         loads = [w.load for w in pool.workers]
         assert max(loads) - min(loads) <= 1
+
+
+def test_sharded_routing_spills_a_busy_home_to_the_least_loaded_worker() -> None:
+    pool = _pool(3)
+    pool._settings = load_settings(env={}, routing="shard", shard_spill=2)
+    triangle = "ADA-USDT,ADA-BTC,BTC-USDT"
+    home = pool.pick(triangle)
+    assert home is not None and pool.pick(triangle) is home  # idle: always home
+    home.in_flight.update({"a": None, "b": None})
+    others = [w for w in pool._workers.values() if w is not home]
+    others[0].in_flight["c"] = None
+    assert pool.pick(triangle) is others[1]
+    assert pool.pick(None) is others[1]  # no triangle: least-loaded
