@@ -109,8 +109,10 @@ class InlinePool:
             _, pending = await asyncio.wait(set(worker.running), timeout=timeout_s)
             for task in pending:
                 task.cancel()
-            if pending:
-                await asyncio.gather(*pending, return_exceptions=True)
+            if pending:  # bounded too: an execution whose cancel a Redis call swallowed (shared.stopping)
+                _, stuck = await asyncio.wait(pending, timeout=timeout_s)
+                if stuck:
+                    log.error("executions_ignored_cancel", correlation_ids=sorted(self._executor.in_flight))
         if self._resources is not None:
             self._resources.stopping.set()
         for task in self._background:
