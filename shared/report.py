@@ -16,7 +16,8 @@ Round trip: `report_from_fields(report_to_fields(r)) == r` holds when
   are accepted too, and come back as the seed's);
 - triangle pair symbols contain no ",";
 - at most 2 unwinds (`UNWIND_SLOTS`): only legs 1 and 2 can strand inventory;
-- `error_code` is "" (it travels to the supervisor in `Done`, not on the stream).
+- `error_code` is "" (it travels to the supervisor in `Done`, not on the stream);
+- `orders` is () (a live worker's own record of each order it sent, for its execution log only).
 
 Edge attribution (`EdgeBreakdown`, fields `edge_*_bps`, computed by `worker.attribution`) says
 where the predicted edge went: `edge_predicted − edge_model − edge_fees − edge_slippage −
@@ -42,6 +43,7 @@ __all__ = [
     "BookTop",
     "EdgeBreakdown",
     "Unwind",
+    "OrderRecord",
     "ExecutionReport",
     "TIMING_STEPS",
     "FLOAT_PLACES",
@@ -170,6 +172,37 @@ class Unwind:
 
 
 @dataclass(frozen=True, slots=True)
+class OrderRecord:
+    """One order a live execution sent, as its worker saw it end: the execution log's source.
+
+    `leg` is the leg it belongs to (an unwind carries the leg whose input it converts, with
+    `unwind` set); `amount` is quote funds when `by_funds`, else base size, as requested.
+    `state` is `filled` (something filled), `rejected` (the exchange refused it: nothing placed),
+    `unknown` (the exchange never said whether it exists) or `empty` (placed, nothing filled).
+    `resolved` is "" for a placement the exchange answered, else what the query by clientOid
+    found after an unknown outcome: `found`, `not found` or `no answer`.
+    """
+
+    client_oid: str
+    leg: int
+    unwind: bool
+    pair: str
+    side: str
+    amount: Decimal
+    by_funds: bool
+    state: str
+    order_id: str
+    filled_size: Decimal
+    filled_funds: Decimal
+    fee: Decimal
+    fee_currency: str
+    latency_ms: float
+    error: str = ""
+    error_code: str = ""
+    resolved: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class ExecutionReport:
     """One execution outcome; `timings` are (seed step name, ms relative to signal receipt)."""
 
@@ -207,6 +240,9 @@ class ExecutionReport:
     balance_waits: int = 0
     # On a `reconciled` report, the status of the report it replaces (`lost`, `stranded`); "" otherwise.
     corrects: str = ""
+    # Live: every order this execution sent, in order, for the worker's execution log. Not on the
+    # stream (the fills and unwinds say what the account did), so a report read back has ().
+    orders: tuple[OrderRecord, ...] = ()
 
 
 def order_movement(pair: str, side: str, filled_size: Decimal, filled_funds: Decimal, fee: Decimal,

@@ -1,7 +1,8 @@
 """Admission: the hot path from a decoded frame to a dispatched job, or a refusal with a reason.
 
 Order of checks: validate (typed Signal) → local fast checks (paper/live guard, book time present
-and not ahead of this clock by more than `book_skew_ms`, cached pause, a
+and not ahead of this clock by more than `book_skew_ms`, a config field known to be invalid
+(`bad_config`), cached pause, a
 rate budget known to be spent) → one atomic registry call (slot, isolation, staleness, capital,
 then the triangle's weight from the fleet's exchange rate budget) → least-loaded worker. Every exit is
 counted by reason; a Redis that cannot answer refuses with `registry_unavailable` (fail closed).
@@ -27,7 +28,7 @@ from shared.channel import Job
 from shared.pool import Pool
 from shared.signal import Signal, SignalError, parse_signal
 from shared.store.ratebudget import LIVE_TRIANGLE_WEIGHT, TRIANGLE_WEIGHT, RateBudget
-from shared.store.registry import Grant, LeaseRequest, Registry
+from shared.store.registry import ConfigProblem, Grant, LeaseRequest, Registry
 
 __all__ = ["Admission", "InFlight", "Trail"]
 
@@ -60,6 +61,8 @@ class Admission:
         self._mode = mode
         self._budget = budget
         self.paused = False
+        # set by the control watcher (supervisor.control) while a config field is invalid
+        self.bad_config: ConfigProblem | None = None
         self.refusals: Counter[str] = Counter()
         self.admitted = 0
         self._in_flight: dict[str, InFlight] = {}
@@ -117,6 +120,9 @@ class Admission:
         if signal.book_ts_ms > received_ms + self._book_skew_ms:
             self.refuse("future_book", f"book_ts_ms {signal.book_ts_ms} is ahead of this clock ({received_ms}) "
                         f"by more than {self._book_skew_ms} ms", cid)
+            return None
+        if self.bad_config is not None:  # before `paused`: a flag like `paused yes` reads as paused
+            self.refuse("bad_config", self.bad_config.detail, cid, signal)
             return None
         if self.paused:
             self.refuse("paused", "the fleet is paused (`trident ctl resume`)", cid, signal)

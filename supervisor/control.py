@@ -13,12 +13,15 @@ restarting or cut off from Redis when the command was typed still obeys it once 
 - ``trident:{reg}:cancel`` holds one field per correlation id to cancel. The supervisor running
   that execution sends ``Cancel`` to its worker (checked between steps) and deletes the field;
   a field naming no live lease is deleted by whoever sees it (nothing to cancel anywhere).
+- every field of the config hash is checked as it is read (``shared.store.registry.config_problem``):
+  while one is invalid (``paused yes``, ``slots abc``, ``cap:USDT 1e3``) admission refuses every
+  signal ``bad_config``, and the watcher logs an ERROR naming the field and value when that starts.
 
 Why a short poll and not a blocking primitive: a hash has no blocking read, keyspace
 notifications need server configuration and are lost while disconnected, and a stream or list
-read would turn state back into a message. One pipelined HMGET + HGETALL of a hash that is
-almost always empty, every 100 ms, costs a few µs of Redis time; a human's cancel arrives within
-a tenth of a second, well inside any live execution.
+read would turn state back into a message. One pipelined HGETALL of the config hash (a few
+fields) and one of a hash that is almost always empty, every 100 ms, costs a few µs of Redis
+time; a human's cancel arrives within a tenth of a second, well inside any live execution.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from shared.codec import as_text
 from shared.pool import Pool
 from shared.stopping import Stopping
 from shared.store import keys
+from shared.store.registry import config_problem
 from supervisor.admission import Admission
 
 __all__ = ["ControlWatcher", "POLL_INTERVAL_S"]
@@ -72,11 +76,13 @@ class ControlWatcher:
         """Read config flags and cancel requests once and act on them; Redis errors are logged."""
         try:
             async with self._redis.pipeline(transaction=False) as pipe:
-                pipe.hmget(keys.CONFIG, "paused", "halt")
+                pipe.hgetall(keys.CONFIG)
                 pipe.hgetall(keys.CANCEL)
-                (paused, halt), requests = await pipe.execute()
+                config, requests = await pipe.execute()
             self.redis_reachable = True
-            self.paused, self.halted = _flag(paused), _flag(halt)
+            raw = {as_text(name): as_text(value) for name, value in config.items()}
+            self._check_config(raw)
+            self.paused, self.halted = _flag(raw.get("paused")), _flag(raw.get("halt"))
             self._admission.paused = self.paused or self.halted
             if self.halted:
                 await self._apply_halt()
@@ -87,6 +93,18 @@ class ControlWatcher:
         except (RedisError, OSError) as exc:  # nothing is admitted without Redis anyway
             self.redis_reachable = False
             log.debug("control_refresh_failed", error=str(exc))
+
+    def _check_config(self, raw: dict[str, str]) -> None:
+        """Refuse every signal `bad_config` while a field is invalid; an ERROR when that starts or changes."""
+        problem = config_problem(raw)
+        if problem == self._admission.bad_config:
+            return
+        self._admission.bad_config = problem
+        if problem is None:
+            log.info("registry_config_valid", effect="signals are admitted again")
+        else:
+            log.error("registry_config_invalid", field=problem.field, value=problem.value, problem=problem.why,
+                      detail=problem.detail, effect="every signal is refused bad_config until it is fixed")
 
     async def _apply_halt(self) -> None:
         if not self.paused:

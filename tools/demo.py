@@ -15,7 +15,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
@@ -75,13 +75,17 @@ def build_demo_plan(markets: dict[str, Market], count: int, *, prefix: str = "de
     """A deterministic mix (for a given `seed`): mostly valid signals, plus each kind of refusal.
 
     Valid signals go only to the triangles whose books pay after fees (as an engine sends only
-    what it predicts to pay), a triangle sharing no pair with the previous signal's whenever one
-    is left, so pair isolation refuses few of them. Items are signal maps (timestamped when
+    what it predicts to pay), in turn, each the longest-waiting one sharing no pair with the
+    previous signal's (one that shares a pair with all the others still gets its turn after 3
+    passes), so pair isolation refuses few of them and every paying triangle is traded. Items are signal maps (timestamped when
     sent, like a live engine's) or raw frames (bad input). On a fixed schedule: one signal in 8
     is sent twice back to back (the second is refused while the first is in flight), one in 25
     is bad input (cycling through every kind), one in 50 is a live signal (refused by a paper
     service), one in 33 after the first third carries a book older than its triangle's last trade
     (stale), and one in 97 names a pair the exchange does not list (the exchange refuses it).
+    Each triangle's 5th signal, then one in 20, is sized past the books' top levels (`OVERSIZED_USDT`, as an engine that sizes from
+    the top of book alone would): its fill walks the depth, and on a thin edge the slippage makes
+    it lose, which the summary explains from the attribution fields.
     Every deliberate refusal carries what it is meant to show (`expectations`). Every kind
     appears once `count` ≥ 100.
     """
@@ -91,12 +95,26 @@ def build_demo_plan(markets: dict[str, Market], count: int, *, prefix: str = "de
     index = 0
     bad_kind = 0
     previous: frozenset[str] = frozenset()
+    per_triangle: Counter[tuple[str, ...]] = Counter()
+    queue = deque(triangles)
+    skipped: Counter[tuple[str, ...]] = Counter()
     while frame_count(plan) < count:
         index += 1
-        free = [t for t in triangles if previous.isdisjoint(t.pairs)] or triangles
-        triangle = free[index % len(free)]
+        # the longest-waiting triangle sharing no pair with the previous signal's; one that shares a
+        # pair with every other (KCS-BTC's) still gets its turn after _MAX_SKIPS passes
+        triangle = next((t for t in queue if previous.isdisjoint(t.pairs) or skipped[t.pairs] >= _MAX_SKIPS),
+                        queue[0])
+        for waiting in queue:
+            if waiting is triangle:
+                break
+            skipped[waiting.pairs] += 1
+        skipped[triangle.pairs] = 0
+        queue.remove(triangle)
+        queue.append(triangle)
         previous = frozenset(triangle.pairs)
-        signal = make_signal(triangle, markets, Decimal(rng.randint(50, 500)), correlation_id=f"{prefix}-{index:05d}",
+        per_triangle[triangle.pairs] += 1  # the oversized ones spread over every triangle, thin edges too
+        volume = rng.randint(*(OVERSIZED_USDT if per_triangle[triangle.pairs] % 20 == 5 else (50, 500)))
+        signal = make_signal(triangle, markets, Decimal(volume), correlation_id=f"{prefix}-{index:05d}",
                              now_ms=0, rng=rng)
         if index % 25 == 7:
             bad = _bad_variants(signal, rng)[bad_kind % 7]
@@ -134,6 +152,10 @@ def expectations(plan: list[object]) -> tuple[dict[str, str], int]:
     return expected, sum(1 for item in plan if isinstance(item, bytes))
 
 
+# Past the default markets' top levels (about 1000-4000 USDT deep) yet inside their depth: a
+# +3 bps triangle then loses a few bps to slippage, a +16 bps one keeps most of its edge.
+OVERSIZED_USDT = (4000, 7000)
+_MAX_SKIPS = 3
 _EXPECT = "_demo_expect"
 _STALE = "_demo_stale"
 
@@ -221,14 +243,51 @@ def _summary(sent: int, reports: list[ExecutionReport], refusals: Counter[str], 
                      f"rounding {-edge['rounding']:+.2f}, model {edge['model']:+.2f}")
         positive = sum(1 for r in mine if r.effective_bps > 0)
         lines.append(f"  {'positive effective bps':<32}{positive:>8} of {len(mine)}")
-        losing = [r for r in mine if r.effective_bps <= 0]
-        if losing:
-            slip = statistics.fmean(float(r.edge.slippage) for r in losing)
-            lines.append(f"  {'why the others lost':<32}their size walked the books: slippage took {slip:.2f} bps "
-                         f"on average, more than the edge after fees")
+        lines += _why_not_positive([r for r in mine if r.effective_bps <= 0], len(mine))
     accounted = len(reports) + sum(refusals.values())
     lines.append(f"{'accounted for':<34}{accounted:>12}  ({'all' if accounted == sent else 'MISSING SOME'})")
     return "\n".join(lines)
+
+
+_CAUSES = {
+    "depth": "their size walked the books: slippage took {slippage:.2f} bps (mean) of the {after_fees:+.2f} "
+             "left after fees",
+    "fees": "the fees ({fees:.2f} bps, mean) took more than the books' gross edge ({gross:+.2f})",
+    "latency": "the books moved before the fill: latency drift took {latency:.2f} bps (mean) of the "
+               "{after_fees:+.2f} left after fees",
+    "rounding": "increments and dust took {rounding:.2f} bps (mean) of the {after_fees:+.2f} left after fees",
+}
+
+
+def _cause(report: ExecutionReport) -> str:
+    """What turned a filled execution's edge non-positive, from its attribution fields: the fees if
+    the gross edge did not survive them, else the largest of slippage, latency drift and rounding."""
+    edge = report.edge
+    if edge.gross - edge.fees <= 0:
+        return "fees"
+    costs = {"depth": edge.slippage, "latency": edge.latency, "rounding": edge.rounding}
+    return max(costs, key=lambda name: costs[name])
+
+
+def _why_not_positive(losing: list[ExecutionReport], filled: int) -> list[str]:
+    """One line per cause among the filled executions whose effective bps is not positive."""
+    by_cause: dict[str, list[ExecutionReport]] = {}
+    for report in losing:
+        by_cause.setdefault(_cause(report), []).append(report)
+    lines = []
+    for cause in _CAUSES:
+        mine = by_cause.get(cause)
+        if not mine:
+            continue
+        mean = {name: statistics.fmean(float(getattr(r.edge, name)) for r in mine)
+                for name in ("gross", "fees", "slippage", "latency", "rounding")}
+        mean["after_fees"] = mean["gross"] - mean["fees"]
+        worst = min(mine, key=lambda r: r.effective_bps)
+        lines.append(f"  {'where ' + cause + ' made it negative':<32}{len(mine):>8} of {filled}: "
+                     + _CAUSES[cause].format(**mean)
+                     + f"; worst {worst.effective_bps:+.2f} bps ({'→'.join(worst.triangle)}, "
+                       f"{worst.spent:.2f} {worst.primary_quote})")
+    return lines
 
 
 async def run_demo(*, redis_url: str | None, signals: int, workers: int, seed: int = 11, rate: float = 100) -> int:

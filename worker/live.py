@@ -38,7 +38,7 @@ from shared.kucoin.models import Order
 from shared.kucoin.rest import KucoinRest
 from shared.kucoin.ws import PrivateWs
 from shared.money import fmt_decimal, round_down
-from shared.report import EdgeBreakdown, ExecutionReport, LegFill, Status, Unwind, order_movement
+from shared.report import EdgeBreakdown, ExecutionReport, LegFill, OrderRecord, Status, Unwind, order_movement
 from shared.settings import Settings
 from shared.signal import Leg, Signal
 from shared.store.journal import (
@@ -162,6 +162,7 @@ class _LiveTriangle:
         self.first_order_ms = 0.0
         self.error_code = ""  # the exchange's code for the leg that stopped the triangle, if it refused
         self.balance_waits = 0  # legs refused for insufficient balance that waited and ran once more
+        self.sent: list[tuple[int, bool, OrderOutcome]] = []  # (leg, unwind, outcome) of every order sent
 
     async def run(self) -> ExecutionReport:
         signal, legs = self.signal, self.signal.legs
@@ -188,9 +189,9 @@ class _LiveTriangle:
                     error, stop_leg = f"leg {index}: {held} {leg.input_currency} is below what can be placed", index
                     break
                 await self.journal(_placing(leg_slot(index), spec))
-            outcome = await self.runtime.orders.run(spec)
+            outcome = await self.place(spec, index)
             if index > 0 and outcome.error_code == INSUFFICIENT_BALANCE and self.runtime.balance_wait_ms > 0:
-                outcome = await self.wait_for_balance_and_retry(leg, spec)
+                outcome = await self.wait_for_balance_and_retry(index, leg, spec)
             self.unsettled = _settled(leg_slot(index), outcome)
             fired_ms = self.timeline.mark(f"leg{index}_order_fired", outcome.fired_ns)
             if index == 0:
@@ -209,7 +210,13 @@ class _LiveTriangle:
                 break
         return await self.conclude(error, stop_leg, unknown)
 
-    async def wait_for_balance_and_retry(self, leg: Leg, spec: OrderSpec) -> OrderOutcome:
+    async def place(self, spec: OrderSpec, leg: int, unwind: bool = False) -> OrderOutcome:
+        """Run one order and keep its outcome for the execution log (written after the legs)."""
+        outcome = await self.runtime.orders.run(spec)
+        self.sent.append((leg, unwind, outcome))
+        return outcome
+
+    async def wait_for_balance_and_retry(self, index: int, leg: Leg, spec: OrderSpec) -> OrderOutcome:
         """The exchange refused a chained leg for insufficient balance (so nothing was placed): what
         the previous leg delivered may not be credited yet. Wait for the balance push showing it
         (at most `balance_wait_ms`; at once without a connected socket, which gets no pushes), then
@@ -222,7 +229,7 @@ class _LiveTriangle:
             seen = await ws.wait_available(leg.input_currency, needed, self.runtime.balance_wait_ms / 1000)
         log.info("leg_balance_wait", correlation_id=self.cid, pair=spec.pair, currency=leg.input_currency,
                  needed=fmt_decimal(needed), seen=seen)
-        return await self.runtime.orders.run(spec)
+        return await self.place(spec, index)
 
     def record(self, fill: LegFill) -> None:
         self.fills.append(fill)
@@ -272,7 +279,7 @@ class _LiveTriangle:
         if spec is None:
             return held, False
         await self.journal(_placing(unwind_slot(leg), spec))
-        outcome = await self.runtime.orders.run(spec)
+        outcome = await self.place(spec, leg, unwind=True)
         self.unsettled = _settled(unwind_slot(leg), outcome)
         order = outcome.order
         if order is None or order.deal_size == 0:
@@ -316,7 +323,26 @@ class _LiveTriangle:
             worker=self.context.worker, host=self.context.host, fills=tuple(fills),
             book_tops=tuple(book_top(book) for book in signal.books), timings=tuple(self.timeline.steps),
             edge=edge, unwinds=tuple(self.unwinds), error_code=self.error_code, balance_waits=self.balance_waits,
+            orders=tuple(_order_record(leg, unwind, outcome) for leg, unwind, outcome in self.sent),
         )
+
+
+def _order_record(leg: int, unwind: bool, outcome: OrderOutcome) -> OrderRecord:
+    """The execution log's view of one order sent (built with the report, after the legs)."""
+    spec, order = outcome.spec, outcome.order
+    if order is None:
+        state = "unknown" if outcome.unknown else "rejected"
+    else:
+        state = "filled" if order.deal_size > 0 else "empty"
+    return OrderRecord(
+        client_oid=spec.client_oid, leg=leg, unwind=unwind, pair=spec.pair, side=spec.side, amount=spec.amount,
+        by_funds=spec.by_funds, state=state, order_id=order.id if order is not None else "",
+        filled_size=order.deal_size if order is not None else _ZERO,
+        filled_funds=order.deal_funds if order is not None else _ZERO,
+        fee=order.fee if order is not None else _ZERO, fee_currency=order.fee_currency if order is not None else "",
+        latency_ms=ms_since(outcome.fired_ns, outcome.settled_ns), error=outcome.error,
+        error_code=outcome.error_code, resolved=outcome.resolved,
+    )
 
 
 def _held(leg: int, currency: str, amount: Decimal) -> Unwind:

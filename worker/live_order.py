@@ -72,6 +72,9 @@ class OrderOutcome:
     fired_ns: int
     settled_ns: int
     error_code: str = ""
+    # "" when the exchange answered the placement; else what the query by clientOid found after
+    # an unknown outcome: "found", "not found" or "no answer" (the execution log's `order_resolved`)
+    resolved: str = ""
 
 
 class _Settled(NamedTuple):
@@ -81,6 +84,7 @@ class _Settled(NamedTuple):
     error: str
     unknown: bool
     error_code: str = ""
+    resolved: str = ""
 
 
 class OrderRunner:
@@ -114,12 +118,13 @@ class OrderRunner:
             if self._ws is not None:
                 self._ws.forget(spec.client_oid)
         return OrderOutcome(spec, settled.order, settled.error, settled.unknown, fired_ns, time.monotonic_ns(),
-                            settled.error_code)
+                            settled.error_code, settled.resolved)
 
     async def _place_and_settle(self, spec: OrderSpec) -> _Settled:
         amount = {"funds": spec.amount} if spec.by_funds else {"size": spec.amount}
         order_id = ""
         done = False
+        resolved = ""
         try:
             if self._fills == "sync":
                 answer = await self._client.place_order_sync(spec.pair, spec.side, client_oid=spec.client_oid, **amount)
@@ -132,8 +137,9 @@ class OrderRunner:
             found, unknown = await self._resolve(spec)
             if found is None:
                 reason = "no answer from the exchange" if unknown else "not found by clientOid"
-                return _Settled(None, f"placement outcome unknown ({exc.msg or exc.code}); {reason}", unknown)
-            order_id = found.id
+                return _Settled(None, f"placement outcome unknown ({exc.msg or exc.code}); {reason}", unknown,
+                                resolved="no answer" if unknown else "not found")
+            order_id, resolved = found.id, "found"
             done = not found.active
         except KucoinError as exc:  # refused: nothing was placed
             return _Settled(None, str(exc), False, exchange_error_code(exc))
@@ -141,10 +147,11 @@ class OrderRunner:
             await self._ws.wait_done(spec.client_oid, self._fill_timeout_s)
         order = await self._settle(order_id, spec.pair)
         if order is None:
-            return _Settled(None, f"order {order_id} placed but its state could not be read", True)
+            return _Settled(None, f"order {order_id} placed but its state could not be read", True, resolved=resolved)
         if order.active:
-            return _Settled(order, f"order {order_id} still active after {self._fill_timeout_s} s", False)
-        return _Settled(order, "", False)
+            return _Settled(order, f"order {order_id} still active after {self._fill_timeout_s} s", False,
+                            resolved=resolved)
+        return _Settled(order, "", False, resolved=resolved)
 
     async def _resolve(self, spec: OrderSpec) -> tuple[Order | None, bool]:
         """Query by clientOid until the order shows up or the deadline passes.

@@ -15,7 +15,8 @@ triangle's last trade: a fact about the signal, so it outranks the reasons below
 what else runs), ``no_slot``, ``triangle_busy``, ``quote_busy``, ``pair_busy``, ``capital_cap``,
 ``rate_budget`` (with a rate budget: the triangle's exchange weight, taken in the same call).
 ``bad_config`` (a ``slots`` or ``cap:<QUOTE>`` value the scripts cannot read; the refusal's
-detail names the field and its value). Other Redis errors (connection, timeout) propagate as
+detail names the field and its value; every other field a supervisor reads is checked by
+``config_problem``, which its control watcher applies to each signal). Other Redis errors (connection, timeout) propagate as
 ``redis`` exceptions.
 
 Operator settings: hash ``trident:{reg}:config``, read by every acquire, so a change binds the
@@ -32,9 +33,13 @@ cap:<QUOTE>           none     most notional in QUOTE held by that quote's lease
                                (``capital_cap``): a decimal string, at most 18 places
 ====================  =======  ================================================================
 
-Flags: absent means the default, ``0`` means off and any other value means on, so a typo such
-as ``true`` errs towards pausing or enforcing. A ``slots`` that is not a whole number or a cap
-that is not a plain decimal makes acquires refuse ``bad_config``, naming the field (fail closed).
+Flags (``paused``, ``halt``, ``enforce_same_quote``, ``enforce_pair``): absent means the default,
+``1`` on, ``0`` or empty off. Any other value of a field Trident reads — a flag such as ``true``,
+a ``slots`` that is not a non-negative whole number, a cap that is not a plain decimal or whose
+currency is not upper case (no quote would match it) — makes every supervisor refuse signals
+``bad_config`` with an ERROR naming the field and its value (fail closed; ``config_problem``).
+Until a supervisor's watcher reads it (every 0.1 s) the scripts read such a flag as on, which
+pauses or enforces, and refuse a bad ``slots`` or cap themselves.
 With plain redis-cli (quote the key: it contains braces)::
 
     redis-cli HSET 'trident:{reg}:config' paused 1            # pause the fleet
@@ -66,6 +71,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -79,7 +85,7 @@ from shared.store.ratebudget import BUDGET_LUA, RateBudget
 
 __all__ = [
     "LeaseRequest", "Grant", "Refusal", "RegistryConfig", "LeaseInfo", "Registry", "REFUSAL_REASONS",
-    "DEFAULT_RETENTION_MS", "NotReplicated",
+    "DEFAULT_RETENTION_MS", "NotReplicated", "CONFIG_FLAGS", "ConfigProblem", "config_problem",
 ]
 
 
@@ -110,6 +116,49 @@ _SCRIPT_KEYS = [
     keys.CAPITAL, keys.LAST_TRADE, keys.TOKEN, keys.RATE_BUDGET,
 ]
 _FLAG_DEFAULTS = {"paused": False, "enforce_same_quote": False, "enforce_pair": True}
+# Every flag of the config hash a supervisor or the scripts read (`halt`: supervisor.control).
+CONFIG_FLAGS = ("paused", "halt", "enforce_same_quote", "enforce_pair")
+_FLAG_VALUES = frozenset(("0", "1", ""))
+_WHOLE = re.compile(r"[0-9]+")
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigProblem:
+    """A config hash field Trident cannot read as the operator meant: every signal is refused."""
+
+    field: str
+    value: str
+    why: str
+
+    @property
+    def detail(self) -> str:
+        return f'{keys.CONFIG} field {self.field} {self.why}: "{self.value}"'
+
+
+def config_problem(raw: Mapping[str, str]) -> ConfigProblem | None:
+    """The first field of the config hash (decoded) that is not a valid setting, None if all are.
+
+    Stricter than the scripts, on purpose: they read any flag value but `0` and "" as on and
+    accept `4.0` as a slot count; a value that is not exactly what `ctl` writes is a mistake.
+    """
+    for name in CONFIG_FLAGS:
+        value = raw.get(name)
+        if value is not None and value not in _FLAG_VALUES:
+            return ConfigProblem(name, value, "is not a flag (1 on, 0 or empty off)")
+    slots = raw.get("slots")
+    if slots is not None and _WHOLE.fullmatch(slots) is None:
+        return ConfigProblem("slots", slots, "is not a whole number")
+    for name, value in sorted(raw.items()):
+        if not name.startswith("cap:"):
+            continue
+        currency = name[4:]
+        if not currency or currency != currency.upper():
+            return ConfigProblem(name, value, "names no upper-case currency (no signal's quote would match it)")
+        try:
+            _parse_amount(value, name)
+        except ValueError:
+            return ConfigProblem(name, value, f"is not a non-negative decimal with at most {_MAX_PLACES} places")
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,11 +353,10 @@ class Registry:
     async def config(self) -> RegistryConfig:
         """The settings in force, defaults filled in; ValueError for values acquire would reject."""
         raw = {as_text(k): as_text(v) for k, v in (await self._redis.hgetall(keys.CONFIG)).items()}
-        slots_text = raw.get("slots", str(_DEFAULT_SLOTS))
-        try:
-            slots = int(slots_text)
-        except ValueError:
-            raise ValueError(f"config slots is not a whole number: {slots_text!r}") from None
+        problem = config_problem(raw)
+        if problem is not None:
+            raise ValueError(problem.detail)
+        slots = int(raw.get("slots", str(_DEFAULT_SLOTS)))
         caps = {field[4:]: _parse_amount(value, field) for field, value in raw.items() if field.startswith("cap:")}
         return RegistryConfig(
             paused=_flag(raw, "paused"),

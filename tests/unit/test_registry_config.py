@@ -37,9 +37,12 @@ async def test_config_defaults_round_trip_and_cap_removal(registry: Registry) ->
 
 
 async def test_flags_written_by_hand_read_as_the_scripts_read_them(registry: Registry, fake_redis) -> None:
-    await fake_redis.hset(keys.CONFIG, mapping={"paused": "yes", "enforce_pair": "0", "enforce_same_quote": ""})
+    await fake_redis.hset(keys.CONFIG, mapping={"paused": "1", "enforce_pair": "0", "enforce_same_quote": ""})
     config = await registry.config()
     assert (config.paused, config.enforce_pair, config.enforce_same_quote) == (True, False, False)
+    await fake_redis.hset(keys.CONFIG, "paused", "yes")  # not a flag: a mistake, named (bad_config)
+    with pytest.raises(ValueError, match='field paused .*"yes"'):
+        await registry.config()
 
 
 @pytest.mark.parametrize(("field", "value"), [("slots", "lots"), ("cap:USDT", "1e3"), ("cap:USDT", "-1")])
