@@ -149,11 +149,11 @@ def synthetic_signals(
     `spread_pairs` = k > 0 orders them as an engine that knows what it just sent would: a
     triangle sharing a pair with one of the previous k signals is picked only when no other is
     left, so with pair isolation on, back-to-back signals rarely refuse each other (`pair_busy`).
+    `min_predicted_bps` keeps only the triangles whose books pay that much after fees, as an
+    engine sends only what it predicts to pay (`trident send --synthetic` asks for 0).
     """
     rng = random.Random(seed)
-    triangles = find_triangles(markets)
-    if not triangles:
-        raise ValueError("the markets contain no triangle through USDT")
+    triangles = paying_triangles(markets, min_predicted_bps)
     signals = []
     recent: list[frozenset[str]] = []
     for index in range(count):

@@ -7,10 +7,10 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
+from shared.codec import encode_frame
 from shared.report import Status
 from sim.server import RunningSimulator
 from tests.support.e2e import e2e_settings, markets_of, running_supervisor, stream_reports
-from shared.codec import encode_frame
 from tools.demo import OVERSIZED_USDT, _summary, build_demo_plan
 from tools.send import send_frames
 from tools.synthetic import paying_triangles, restamped
