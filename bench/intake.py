@@ -1,12 +1,14 @@
 """Intake throughput on one core: frames/s decoded, validated and refused, against raw msgpack.
 
 "Refused" here is the cheapest complete path a valid signal can take through the supervisor:
-read from the socket in 256 KiB chunks and split by `FrameDecoder`, validated into a typed
-`Signal` by `parse_signal`, then turned away by `Admission.admit` on the cached `paused` flag —
+read from the socket in 256 KiB chunks and split by `FrameDecoder` into raw bodies, decoded by
+msgspec straight from the bytes into a typed `Signal` and validated (`shared.signal_typed`, as
+the server does), then turned away by `Admission.admit` on the cached `paused` flag —
 counted by reason and logged at debug (filtered, logging configured as the supervisor's) —
 without a Redis call. It is what a flood of signals costs a paused supervisor, and the part of
 every admitted signal's path that is pure CPU. The reference is `msgpack.unpackb` of each body
-alone: nothing can intake faster than it decodes.
+alone: nothing can intake faster than it decodes. "dict decode + parse_signal" is the path before
+the typed decode (msgpack into dicts, then `parse_signal`), kept for a side-by-side figure.
 
 Every variant runs in this process, pinned to one CPU, over the same frames (realistic synthetic
 signals: three 5-level books each); each figure is the best of `repeats` passes, the pass least
@@ -27,12 +29,14 @@ import msgpack
 
 from shared.codec import HEADER, FrameDecoder, encode_frame
 from shared.logs import configure_logging
-from shared.signal import parse_signal
+from shared.signal import Signal, parse_signal
+from shared.signal_typed import decode_frame
 from supervisor.admission import Admission
 
 __all__ = ["IntakeResult", "measure_intake", "INTAKE_VARIANTS"]
 
-INTAKE_VARIANTS = ("msgpack decode", "FrameDecoder", "decode + validate", "decode + validate + refuse")
+INTAKE_VARIANTS = ("msgpack decode", "FrameDecoder", "dict decode + parse_signal", "decode + validate",
+                   "decode + validate + refuse")
 _READ_BYTES = 256 * 1024  # what the server asks of each read (supervisor.server)
 
 
@@ -80,11 +84,12 @@ def _best_rate(repeats: int, frames: int, one_pass: Callable[[], None]) -> float
 
 async def _measure_all(
     repeats: int, count: int, decode_only: Callable[[], None], frame_decoder: Callable[[], None],
-    validate: Callable[[], None], refuse_all: Callable[[], Awaitable[None]],
+    dict_validate: Callable[[], None], validate: Callable[[], None], refuse_all: Callable[[], Awaitable[None]],
 ) -> dict[str, float]:
     per_s = {
         "msgpack decode": _best_rate(repeats, count, decode_only),
         "FrameDecoder": _best_rate(repeats, count, frame_decoder),
+        "dict decode + parse_signal": _best_rate(repeats, count, dict_validate),
         "decode + validate": _best_rate(repeats, count, validate),
     }
     best_s = float("inf")
@@ -127,23 +132,31 @@ async def measure_intake(signals: Sequence[dict[str, Any]], repeats: int = 3) ->
         for chunk in chunks:
             decoder.feed(chunk)
 
-    def validate() -> None:
+    def dict_validate() -> None:
         decoder = FrameDecoder()
         for chunk in chunks:
             for item in decoder.feed(chunk):
                 parse_signal(item)
 
-    async def refuse_all() -> None:
-        decoder = FrameDecoder()
+    def validate() -> None:
+        decoder = FrameDecoder(raw_bodies=True)
+        for chunk in chunks:
+            for body in decoder.feed(chunk):
+                item = decode_frame(body)  # type: ignore[arg-type]
+                if type(item) is not Signal:
+                    parse_signal(item)
+
+    async def refuse_all() -> None:  # what SignalServer._serve does with each body, then admission
+        decoder = FrameDecoder(raw_bodies=True)
         admit = admission.admit
         for chunk in chunks:
             received_ns = time.monotonic_ns()
-            for item in decoder.feed(chunk):
-                await admit(item, received_ns)
+            for body in decoder.feed(chunk):
+                await admit(decode_frame(body), received_ns)  # type: ignore[arg-type]
 
     try:
         with _one_cpu():
-            per_s = await _measure_all(repeats, count, decode_only, frame_decoder, validate, refuse_all)
+            per_s = await _measure_all(repeats, count, decode_only, frame_decoder, dict_validate, validate, refuse_all)
     finally:
         gc.unfreeze()
     if admission.refusals["paused"] != repeats * count:

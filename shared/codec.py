@@ -27,6 +27,7 @@ __all__ = [
     "BadFrame",
     "FrameDecoder",
     "as_text",
+    "unpack_body",
 ]
 
 MAX_FRAME_BYTES = 1 << 20
@@ -78,7 +79,10 @@ class FrameDecoder:
     a large frame arriving in small reads costs no rescanning.
     """
 
-    def __init__(self, max_frame_bytes: int = MAX_FRAME_BYTES, mode: str = "auto") -> None:
+    def __init__(self, max_frame_bytes: int = MAX_FRAME_BYTES, mode: str = "auto", *, raw_bodies: bool = False) -> None:
+        """`raw_bodies`: hand back each length-prefixed frame's body as `bytes`, undecoded (for a
+        typed decoder, which then owns the BadFrame judgement through `unpack_body`); JSON lines
+        are decoded either way."""
         if mode not in _MODES:
             raise ValueError(f"mode must be one of {_MODES}, got {mode!r}")
         if max_frame_bytes < 1:
@@ -89,6 +93,7 @@ class FrameDecoder:
         self._offset = 0
         self._scanned = 0  # bytes after the offset already searched (for a newline, or a non-blank)
         self._fatal: tuple[str, str] | None = None
+        self._raw_bodies = raw_bodies
 
     @property
     def mode(self) -> str:
@@ -145,6 +150,7 @@ class FrameDecoder:
         offset = self._offset
         limit = self.max_frame_bytes
         unpack_header = HEADER.unpack_from
+        raw = self._raw_bodies
         try:
             while end - offset >= 4:
                 (length,) = unpack_header(buffer, offset)
@@ -155,6 +161,8 @@ class FrameDecoder:
                     break
                 if length == 0:
                     out.append(BadFrame("empty_frame", "zero-length frame"))
+                elif raw:
+                    out.append(bytes(buffer[offset + 4:stop]))
                 else:
                     out.append(_unpack(buffer, offset + 4, stop))
                 offset = stop
@@ -201,6 +209,11 @@ def _unpack(buffer: bytearray, start: int, stop: int) -> object:
             return BadFrame("trailing_bytes", f"{len(exc.extra)} bytes after the object")
         except Exception as exc:  # msgpack raises several unrelated types for bad input
             return BadFrame("bad_msgpack", f"{type(exc).__name__}: {exc}"[:200])
+
+
+def unpack_body(body: bytes) -> object:
+    """A frame body `FrameDecoder(raw_bodies=True)` handed back, decoded as it would have been."""
+    return _unpack(body, 0, len(body))  # type: ignore[arg-type]
 
 
 def _loads(line: bytearray) -> object:

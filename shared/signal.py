@@ -58,20 +58,91 @@ class BookLevel:
     size: Decimal
 
 
-@dataclass(frozen=True, slots=True)
 class Book:
-    """One pair's book snapshot as the engine saw it; asks ascending, bids descending."""
+    """One pair's book snapshot as the engine saw it; asks ascending, bids descending.
 
-    asks: tuple[BookLevel, ...]
-    bids: tuple[BookLevel, ...]
+    Immutable and compared by value like the other records. Its levels may be held as the flat
+    decimal strings they arrived as (`from_flat`, `[price, size, price, size, ...]`, already
+    validated): admission reads only the best price of one side, so the `BookLevel` tuples are
+    built on first access, in the worker's fill model, and the compact form forwards the strings
+    untouched instead of re-formatting every level.
+    """
+
+    __slots__ = ("_asks", "_bids", "_flat_asks", "_flat_bids")
+
+    def __init__(self, asks: tuple[BookLevel, ...] = (), bids: tuple[BookLevel, ...] = ()) -> None:
+        put = object.__setattr__
+        put(self, "_asks", tuple(asks))
+        put(self, "_bids", tuple(bids))
+        put(self, "_flat_asks", None)
+        put(self, "_flat_bids", None)
+
+    @classmethod
+    def from_flat(cls, asks: list[str], bids: list[str]) -> "Book":
+        """A book over validated flat strings; Decimal levels are built when first read."""
+        book = cls.__new__(cls)
+        put = object.__setattr__
+        put(book, "_asks", None)
+        put(book, "_bids", None)
+        put(book, "_flat_asks", asks)
+        put(book, "_flat_bids", bids)
+        return book
+
+    @property
+    def asks(self) -> tuple[BookLevel, ...]:
+        if self._asks is None:
+            object.__setattr__(self, "_asks", _levels_from_compact(self._flat_asks))  # type: ignore[arg-type]
+        return self._asks
+
+    @property
+    def bids(self) -> tuple[BookLevel, ...]:
+        if self._bids is None:
+            object.__setattr__(self, "_bids", _levels_from_compact(self._flat_bids))  # type: ignore[arg-type]
+        return self._bids
+
+    @property
+    def flat_asks(self) -> list[str]:
+        """The asks as flat exact decimal strings (the compact form)."""
+        return self._flat_asks if self._flat_asks is not None else _levels_to_compact(self.asks)
+
+    @property
+    def flat_bids(self) -> list[str]:
+        return self._flat_bids if self._flat_bids is not None else _levels_to_compact(self.bids)
+
+    def has_asks(self) -> bool:
+        return bool(self._flat_asks) if self._asks is None else bool(self._asks)
+
+    def has_bids(self) -> bool:
+        return bool(self._flat_bids) if self._bids is None else bool(self._bids)
+
+    def best_ask_price(self) -> Decimal:
+        """The best ask's price without building the other levels (the book must have asks)."""
+        flat = self._flat_asks
+        return Decimal(flat[0]) if flat is not None else self.asks[0].price  # type: ignore[union-attr]
 
     @property
     def best_ask(self) -> BookLevel | None:
-        return self.asks[0] if self.asks else None
+        asks = self.asks
+        return asks[0] if asks else None
 
     @property
     def best_bid(self) -> BookLevel | None:
-        return self.bids[0] if self.bids else None
+        bids = self.bids
+        return bids[0] if bids else None
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Book):
+            return NotImplemented
+        return self.asks == other.asks and self.bids == other.bids
+
+    def __hash__(self) -> int:
+        return hash((self.asks, self.bids))
+
+    def __repr__(self) -> str:
+        return f"Book(asks={self.asks!r}, bids={self.bids!r})"
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"Book is immutable (cannot set {name})")
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,17 +299,18 @@ def _check_volume(starting_volume: Decimal, leg: Leg) -> None:
 def _check_books_and_sizes(legs: tuple[Leg, ...], books: tuple[Book, ...]) -> None:
     for i, (leg, book) in enumerate(zip(legs, books)):
         if leg.side == "buy":
-            if not book.asks:
+            if not book.has_asks():
                 raise SignalError("missing_book", f"books[{i}] has no asks for the buy on {leg.pair}")
             # funds / best ask >= min base size, without a division
-            if leg.order_param < leg.base_min_size * book.asks[0].price:
+            best = book.best_ask_price()
+            if leg.order_param < leg.base_min_size * best:
                 raise SignalError(
                     "below_min_size",
                     f"legs[{i}] buys {leg.order_param} {leg.quote} of {leg.pair}: about "
-                    f"{leg.order_param / book.asks[0].price:.8g} {leg.base} < base_min_size {leg.base_min_size}",
+                    f"{leg.order_param / best:.8g} {leg.base} < base_min_size {leg.base_min_size}",
                 )
         else:
-            if not book.bids:
+            if not book.has_bids():
                 raise SignalError("missing_book", f"books[{i}] has no bids for the sell on {leg.pair}")
             if leg.order_param < leg.base_min_size:
                 raise SignalError(
@@ -392,6 +464,26 @@ def _levels_from_compact(flat: list[str]) -> tuple[BookLevel, ...]:
     return tuple(BookLevel(Decimal(flat[i]), Decimal(flat[i + 1])) for i in range(0, len(flat), 2))
 
 
+def _strings(flat: object) -> list[str]:
+    """A compact side, checked for shape only (its values were validated by the supervisor)."""
+    if type(flat) is not list or len(flat) % 2:  # type: ignore[arg-type]
+        raise ValueError("a compact book side is a flat list of price, size pairs")
+    for value in flat:  # type: ignore[union-attr]
+        if type(value) is not str:
+            raise ValueError("a compact book level holds decimal strings")
+    return flat  # type: ignore[return-value]
+
+
+# The checks the typed intake (shared.signal_typed) shares with parse_signal.
+PAIR = _PAIR
+SIDES = _SIDES
+check_chain = _check_chain
+check_volume = _check_volume
+check_books_and_sizes = _check_books_and_sizes
+parse_triangle_key = _parse_triangle_key
+parse_correlation_id = _parse_correlation_id
+
+
 def signal_to_compact(signal: Signal) -> list:
     """`signal` as plain msgpack-able lists, in field order, amounts as exact Decimal strings.
 
@@ -404,7 +496,7 @@ def signal_to_compact(signal: Signal) -> list:
         signal.predicted_bps, signal.live,
         [[leg.pair, leg.side, str(leg.order_param), str(leg.base_min_size), str(leg.base_increment),
           str(leg.quote_increment), str(leg.fee_rate), leg.fee_currency] for leg in signal.legs],
-        [[_levels_to_compact(book.asks), _levels_to_compact(book.bids)] for book in signal.books],
+        [[book.flat_asks, book.flat_bids] for book in signal.books],
         signal.book_ts_ms, signal.ts_ms, signal.t_sock_arrive_ms, signal.t_arrive_ms, signal.t_eval_ms,
     ]
 
@@ -421,7 +513,7 @@ def signal_from_compact(compact: list) -> Signal:
             cid, (key[0], key[1], key[2]), quote, Decimal(volume), bps, live,
             tuple(Leg(pair, side, Decimal(op), Decimal(bms), Decimal(bi), Decimal(qi), Decimal(fee), fee_ccy)
                   for pair, side, op, bms, bi, qi, fee, fee_ccy in legs),  # type: ignore[arg-type]
-            tuple(Book(_levels_from_compact(asks), _levels_from_compact(bids)) for asks, bids in books),  # type: ignore[arg-type]
+            tuple(Book.from_flat(_strings(asks), _strings(bids)) for asks, bids in books),  # type: ignore[arg-type]
             *stamps,
         )
     except (TypeError, ValueError, IndexError, ArithmeticError) as exc:

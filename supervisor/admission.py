@@ -96,10 +96,11 @@ class Admission:
                   effect="every signal is refused until this is fixed")
 
     async def admit(self, raw: object, received_ns: int) -> str | None:
-        """Admit one decoded frame; returns the correlation id if dispatched, None if refused."""
+        """Admit one decoded frame (a `Signal` the typed intake decoded, or any object, validated
+        here); returns the correlation id if dispatched, None if refused."""
         received_ms = int(time.time() * 1000)
         try:
-            signal = parse_signal(raw)
+            signal = raw if type(raw) is Signal else parse_signal(raw)
         except SignalError as exc:
             if exc.reason == "cancelled":  # the engine's own abort, not bad input
                 self.refuse(exc.reason, exc.message, _cid_of(raw))

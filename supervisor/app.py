@@ -23,6 +23,7 @@ from shared.channel import Done
 from shared.pool import PoolFactory
 from shared.report import Status
 from shared.settings import Settings
+from shared.signal_typed import decode_frame
 from shared.stopping import Stopping
 from shared.store.connect import connect
 from shared.store.fleet import RefusalTally, publish_status, withdraw_status
@@ -78,7 +79,8 @@ class Supervisor:
                                    book_skew_ms=settings.book_skew_ms,
                                    require_book_ts=settings.missing_book_ts == "refuse")
         self.server = SignalServer(
-            settings.socket_path, settings.max_frame_bytes, self._on_frame, self._on_bad_frame, settings.allowed_uids
+            settings.socket_path, settings.max_frame_bytes, self._on_frame, self._on_bad_frame, settings.allowed_uids,
+            decode=decode_frame,  # msgpack frames: typed decode from the bytes (shared.signal_typed)
         )
         self.publisher = ReportPublisher(
             self.redis, settings.report_stream, settings.report_maxlen, Path(settings.spool_dir) / "supervisor.spool",

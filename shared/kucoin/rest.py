@@ -179,7 +179,7 @@ class KucoinRest:
     `last_spot_rate_limit` the same for Spot-pool calls only, the one the fleet's budget follows.
     """
 
-    __slots__ = ("_session", "_base_url", "_signer", "_timeout", "last_rate_limit", "last_spot_rate_limit")
+    __slots__ = ("_session", "_base_url", "_signer", "_timeout", "_urls", "last_rate_limit", "last_spot_rate_limit")
 
     def __init__(
         self,
@@ -195,6 +195,7 @@ class KucoinRest:
         self._timeout = aiohttp.ClientTimeout(
             total=timeout_s, sock_connect=min(timeout_s, _CONNECT_TIMEOUT_CAP_S)
         )
+        self._urls: dict[str, URL] = {}  # query-less paths (the order routes): one URL object each
         self.last_rate_limit: RateLimitInfo | None = None
         self.last_spot_rate_limit: RateLimitInfo | None = None
 
@@ -346,7 +347,11 @@ class KucoinRest:
             headers: Mapping[str, str] | None = self._signer.headers(method, path_with_query, body)
         else:
             headers = None
-        url = URL(self._base_url + path_with_query, encoded=True)
+        url = self._urls.get(path_with_query)
+        if url is None:
+            url = URL(self._base_url + path_with_query, encoded=True)
+            if "?" not in path_with_query and len(self._urls) < 64:
+                self._urls[path_with_query] = url
         try:
             async with self._session.request(
                 method, url, data=body or None, headers=headers, timeout=self._timeout
