@@ -180,8 +180,16 @@ def _redis_url(value: str, source: str) -> None:
         if not parts.path.strip("/"):
             raise SettingsError(f"{where}: a sentinel URL's path is /<master name>[/<db number>]")
         return
+    if parts.scheme == "redis+cluster":  # host:port[,host:port...]: shared.store.connect parses it
+        hosts = parts.netloc.rpartition("@")[2].split(",")
+        if not all(h.rpartition(":")[0] and h.rpartition(":")[2].isdigit() for h in hosts):
+            raise SettingsError(f"{where}: a cluster URL is redis+cluster://host:port[,host:port...] "
+                                f"(every node address host:port)")
+        if parts.path.strip("/") not in ("", "0"):
+            raise SettingsError(f"{where}: a cluster has only database 0")
+        return
     if parts.scheme not in ("redis", "rediss", "unix"):
-        raise SettingsError(f"{where} must be redis://, rediss://, unix:// or redis+sentinel://, "
+        raise SettingsError(f"{where} must be redis://, rediss://, unix://, redis+sentinel:// or redis+cluster://, "
                             f"got scheme {parts.scheme or 'none'!r}")
     if parts.scheme == "unix":
         if not parts.path:

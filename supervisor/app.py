@@ -372,8 +372,7 @@ class Supervisor:
             try:
                 self.budget_remaining = await self.budget.remaining_now()
                 pending = self.refusal_tally.pending(self.admission.refusals)
-                await publish_status(self.redis, self.name, self.status(), pending)
-                self.refusal_tally.confirm(pending)
+                await publish_status(self.redis, self.name, self.status(), pending, tally=self.refusal_tally)
                 if unreachable_since is not None:
                     log.warning("redis_reachable_again", down_s=round(time.monotonic() - unreachable_since, 1))
                     unreachable_since = None
