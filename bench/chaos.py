@@ -16,6 +16,10 @@ simulator's order log and the report stream, never from Trident's own counters:
 - exactly one report per execution (every execution in the order log has one, none has two);
 - no lease left once settled (after a sweep of the expired ones).
 
+The worker killed belongs to the supervisor that is not killed: a worker and its own supervisor
+both dying is a double failure this run does not cover (in paper mode nothing journals the
+execution, so nobody is left to write its `lost` report; its lease expires by TTL).
+
 Exit 1 when any of these fails. The suite runs a shorter one (tests/system/test_chaos.py).
 """
 
@@ -35,6 +39,7 @@ import tempfile
 import time
 from collections import Counter, defaultdict
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -207,32 +212,39 @@ def judge(orders: Sequence[dict[str, Any]], reports: Sequence[dict[str, str]], l
     }
 
 
-async def _kill_a_busy_worker(node: Node, client: aioredis.Redis, sim_url: str, latency_ms: float,
-                              timeout_s: float = 10.0) -> dict[str, Any]:
-    """SIGKILL a worker of `node` that its own health line says runs an execution.
+async def _kill_a_busy_worker(nodes: Sequence[Node], client: aioredis.Redis, sim_url: str, latency_ms: float,
+                              timeout_s: float = 20.0) -> dict[str, Any]:
+    """SIGKILL a worker that its own health line says runs an execution.
 
-    Health lines are rewritten once a second, so the exchange is slowed (2.5 s per answer) until one
-    says ``ongoing`` > 0 while its supervisor holds a lease: that worker is stuck in an order call,
-    certainly holding its execution, when it is killed. Then the latency is set back.
+    Health lines are rewritten once a second, so the exchange is slowed (2.5 s per answer) and
+    only a line written a full second after that counts: a worker it shows ``ongoing`` > 0 is
+    then stuck in an order call, certainly holding its execution, when it is killed.
     """
-    name = f"{socket.gethostname()}:{node.pid}"
     async with aiohttp.ClientSession() as http:
         async with http.post(sim_url + "/_sim/knobs", json={"latency_ms": 2500}) as answer:
             answer.raise_for_status()
+        slowed_s = int(time.time()) + 1  # health lines carry whole seconds
         try:
             async with asyncio.timeout(timeout_s):
                 while True:
-                    leases = [json.loads(v) for v in (await client.hgetall(keys.LEASE_DATA)).values()]
-                    held = sum(lease.get("owner") == name for lease in leases)
-                    for index in range(node.workers):
-                        line = as_text(await client.get(keys.worker_health_key(name, index)) or b"")
-                        fields = dict(part.split("=", 1) for part in line.split() if "=" in part)
-                        if held and fields.get("ongoing", "0") != "0" and fields.get("pid", "").isdigit():
-                            pid = int(fields["pid"])
-                            child = pid in node.worker_pids()
-                            os.kill(pid, signals_.SIGKILL)
-                            return {"event": "worker_killed", "pid": pid, "ongoing": fields["ongoing"],
-                                    "supervisor_leases_held": held, "child_of_supervisor": child, "line": line}
+                    for node in nodes:
+                        name = f"{socket.gethostname()}:{node.pid}"
+                        for index in range(node.workers):
+                            line = as_text(await client.get(keys.worker_health_key(name, index)) or b"")
+                            stamp, _, rest = line.partition(" ")
+                            fields = dict(part.split("=", 1) for part in rest.split() if "=" in part)
+                            try:
+                                written_s = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(
+                                    tzinfo=UTC).timestamp()
+                            except ValueError:
+                                continue
+                            if written_s >= slowed_s and fields.get("ongoing", "0") != "0" \
+                                    and fields.get("pid", "").isdigit():
+                                pid = int(fields["pid"])
+                                child = pid in node.worker_pids()
+                                os.kill(pid, signals_.SIGKILL)
+                                return {"event": "worker_killed", "supervisor": node.index, "pid": pid,
+                                        "child_of_supervisor": child, "health_line": line}
                     await asyncio.sleep(0.02)  # another process's state: polled
         finally:
             async with http.post(sim_url + "/_sim/knobs", json={"latency_ms": latency_ms}) as answer:
@@ -307,7 +319,7 @@ async def run_chaos(signals: int, *, rate: float = 200.0, supervisors: int = 2, 
         async def chaos_plan() -> None:
             """One failure at a time, each at the earliest at its share of the signals."""
             at = await reached(0.25)
-            events.append({"at_signal": at, **await _kill_a_busy_worker(nodes[0], client, sim_url, latency_ms)})
+            events.append({"at_signal": at, **await _kill_a_busy_worker(nodes[:1], client, sim_url, latency_ms)})
             at = await reached(0.45)
             victim = nodes[-1]
             old = victim.pid
@@ -376,6 +388,8 @@ async def run_chaos(signals: int, *, rate: float = 200.0, supervisors: int = 2, 
         "frames_dropped_while_down": sum(s.dropped for s in senders), "send_s": round(send_s, 2),
         "settle_s": round(settle_s, 2), "events": events, **verdict, "leases_left": leases_left,
         "supervisor_errors": Counter(json.loads(line).get("event", "?") for line in errors if line.startswith("{")),
+        "lost_by_worker_exit": sum(json.loads(line).get("lost", 0) for line in errors
+                                   if line.startswith("{") and '"worker_exited"' in line),
         "verdict_ok": passed(verdict, leases_left),
     }
 
