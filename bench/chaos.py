@@ -85,6 +85,7 @@ class Node:
             "TRIDENT_SPOOL_DIR": str(workdir / f"spool{index}"), "TRIDENT_LOG_LEVEL": "warning",
             "PYTHONUNBUFFERED": "1", **(extra_env or {}),
         }
+        self.host = self._env.get("TRIDENT_HOST_ID") or socket.gethostname()  # its identity in Redis
         self.groups: list[int] = []  # every process group started, for the final clean-up
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -209,6 +210,7 @@ def judge(orders: Sequence[dict[str, Any]], reports: Sequence[dict[str, str]], l
         "duplicate_reports": len(report_ids) - len(set(report_ids)),
         "executions_without_report": sum(execution not in status_of for execution in by_execution),
         "outcomes": dict(Counter(entry.get("status", "") for entry in reports)),
+        "reports_by_host": dict(Counter(entry.get("host", "") for entry in reports)),
     }
 
 
@@ -228,7 +230,7 @@ async def _kill_a_busy_worker(nodes: Sequence[Node], client: aioredis.Redis, sim
             async with asyncio.timeout(timeout_s):
                 while True:
                     for node in nodes:
-                        name = f"{socket.gethostname()}:{node.pid}"
+                        name = f"{node.host}:{node.pid}"
                         for index in range(node.workers):
                             line = as_text(await client.get(keys.worker_health_key(name, index)) or b"")
                             stamp, _, rest = line.partition(" ")
@@ -319,9 +321,10 @@ async def run_chaos(signals: int, *, rate: float = 200.0, supervisors: int = 2, 
         async def chaos_plan() -> None:
             """One failure at a time, each at the earliest at its share of the signals."""
             at = await reached(0.25)
-            events.append({"at_signal": at, **await _kill_a_busy_worker(nodes[:1], client, sim_url, latency_ms)})
+            killed = await _kill_a_busy_worker(nodes, client, sim_url, latency_ms)
+            events.append({"at_signal": at, **killed})
             at = await reached(0.45)
-            victim = nodes[-1]
+            victim = nodes[(killed["supervisor"] + 1) % len(nodes)]  # not the dead worker's: one failure at a time
             old = victim.pid
             victim.kill()
             victim.start()

@@ -24,6 +24,7 @@ import redis.asyncio as aioredis
 import structlog
 from redis.exceptions import RedisError
 
+from shared import clock
 from shared.codec import as_text
 from shared.stopping import Stopping
 from shared.store import keys
@@ -72,7 +73,7 @@ async def redis_now_ms(client: aioredis.Redis) -> int:
 
 
 async def publish_status(client: aioredis.Redis, name: str, fields: Mapping[str, str],
-                         refusals: Mapping[str, int] | None = None, tally: RefusalTally | None = None) -> None:
+                         refusals: Mapping[str, int] | None = None, tally: RefusalTally | None = None) -> int:
     """The status hash with its TTL, this name in the fleet index, old names out, and new refusals
     added to the fleet's tally, which `tally` confirms as soon as they are in: never counted twice.
 
@@ -81,6 +82,7 @@ async def publish_status(client: aioredis.Redis, name: str, fields: Mapping[str,
     On one Redis this is one MULTI. On a cluster the three keys hash to different slots and a
     MULTI may not span slots, so each key gets its own MULTI, the refusals first: they are the
     only part that is not idempotent, and they are confirmed the moment their EXEC answers.
+    Returns the Redis time it used (the caller's measure of its offset to Redis's clock).
     """
     now_ms = await redis_now_ms(client)
     key = keys.STATUS_PREFIX + name
@@ -101,7 +103,7 @@ async def publish_status(client: aioredis.Redis, name: str, fields: Mapping[str,
             pipe.zadd(keys.FLEET, {name: now_ms})
             pipe.zremrangebyscore(keys.FLEET, "-inf", now_ms - FLEET_FORGET_MS)
             await pipe.execute()
-        return
+        return now_ms
     async with client.pipeline(transaction=True) as pipe:
         pipe.hset(key, mapping={**fields, "heartbeat_ms": str(now_ms)})
         pipe.pexpire(key, STATUS_TTL_MS)
@@ -112,6 +114,7 @@ async def publish_status(client: aioredis.Redis, name: str, fields: Mapping[str,
         await pipe.execute()
     if tally is not None:
         tally.confirm(increments)
+    return now_ms
 
 
 async def withdraw_status(client: aioredis.Redis, name: str, workers: int,
@@ -148,6 +151,8 @@ async def write_health_forever(client: aioredis.Redis, key: str, line: Callable[
     write is not retried early: the key expiring is the signal `ctl check` reads."""
     while not stopping.is_set():
         try:
+            sent_ms = clock.wall_ms()  # the same beat measures this process's offset to Redis's clock
+            clock.learn_redis_offset(await redis_now_ms(client), sent_ms, clock.wall_ms())
             await client.set(key, line(), px=HEALTH_TTL_MS)
         except (RedisError, OSError) as exc:
             log.debug("health_write_failed", error=str(exc))
