@@ -95,6 +95,8 @@ class Settings:
     log_file: str | None = None
     metrics_host: str = "127.0.0.1"  # Prometheus endpoint; loopback unless asked, it is unauthenticated
     metrics_port: int = 9464  # 0 disables the endpoint
+    host_id: str = ""  # this host's name in Redis (status, lease owner); empty: the hostname
+    clock_skew_ms: int = 0  # test hook: shift this process's wall clock, as on a host whose clock is off
     credentials: Credentials | None = None  # Credentials' own repr hides the secrets
 
     def secrets(self) -> tuple[str, ...]:
@@ -131,6 +133,12 @@ def _coerce(name: str, value: object, source: str) -> object:
         return _uids(value, source)
     if name == "metrics_port":
         return _port(value, source)
+    if name == "clock_skew_ms":
+        try:
+            return int(str(value).strip())
+        except ValueError:
+            raise SettingsError(f"clock_skew_ms (from {source}) must be an integer (ms, may be negative), "
+                                f"got {value!r}") from None
     if name in _INT_FIELDS:
         if isinstance(value, bool) or not isinstance(value, (int, str)):
             raise SettingsError(f"{name} (from {source}) must be an integer, got {type(value).__name__}")
@@ -160,6 +168,8 @@ def _coerce(name: str, value: object, source: str) -> object:
             raise SettingsError(f"{name} (from {source}) must be one of {', '.join(_CHOICES[name])}, got {value!r}")
     if name == "log_file":
         return value or None
+    if name == "host_id":
+        return value.strip()
     if not value:
         raise SettingsError(f"{name} (from {source}) must not be empty")
     if name in _URL_CHECKS:
@@ -180,8 +190,16 @@ def _redis_url(value: str, source: str) -> None:
         if not parts.path.strip("/"):
             raise SettingsError(f"{where}: a sentinel URL's path is /<master name>[/<db number>]")
         return
+    if parts.scheme == "redis+cluster":  # host:port[,host:port...]: shared.store.connect parses it
+        hosts = parts.netloc.rpartition("@")[2].split(",")
+        if not all(h.rpartition(":")[0] and h.rpartition(":")[2].isdigit() for h in hosts):
+            raise SettingsError(f"{where}: a cluster URL is redis+cluster://host:port[,host:port...] "
+                                f"(every node address host:port)")
+        if parts.path.strip("/") not in ("", "0"):
+            raise SettingsError(f"{where}: a cluster has only database 0")
+        return
     if parts.scheme not in ("redis", "rediss", "unix"):
-        raise SettingsError(f"{where} must be redis://, rediss://, unix:// or redis+sentinel://, "
+        raise SettingsError(f"{where} must be redis://, rediss://, unix://, redis+sentinel:// or redis+cluster://, "
                             f"got scheme {parts.scheme or 'none'!r}")
     if parts.scheme == "unix":
         if not parts.path:

@@ -24,6 +24,7 @@ from typing import Any
 import structlog
 from redis.exceptions import RedisError
 
+from shared import clock
 from shared.channel import Job
 from shared.pool import Pool
 from shared.signal import Signal, SignalError, parse_signal
@@ -98,7 +99,7 @@ class Admission:
     async def admit(self, raw: object, received_ns: int) -> str | None:
         """Admit one decoded frame (a `Signal` the typed intake decoded, or any object, validated
         here); returns the correlation id if dispatched, None if refused."""
-        received_ms = int(time.time() * 1000)
+        received_ms = clock.wall_ms()
         try:
             signal = raw if type(raw) is Signal else parse_signal(raw)
         except SignalError as exc:
@@ -118,8 +119,9 @@ class Admission:
         if signal.book_ts_ms == 0 and self._require_book_ts:
             self.refuse("missing_book_ts", "book_ts_ms is required (setting missing_book_ts)", cid)
             return None
-        if signal.book_ts_ms > received_ms + self._book_skew_ms:
-            self.refuse("future_book", f"book_ts_ms {signal.book_ts_ms} is ahead of this clock ({received_ms}) "
+        shared_now_ms = clock.redis_ms()  # the engine is another host: compared on Redis's clock
+        if signal.book_ts_ms > shared_now_ms + self._book_skew_ms:
+            self.refuse("future_book", f"book_ts_ms {signal.book_ts_ms} is ahead of the Redis clock ({shared_now_ms}) "
                         f"by more than {self._book_skew_ms} ms", cid)
             return None
         if self.bad_config is not None:  # before `paused`: a flag like `paused yes` reads as paused

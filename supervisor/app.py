@@ -19,6 +19,7 @@ from pathlib import Path
 import structlog
 from redis.exceptions import RedisError
 
+from shared import clock
 from shared.channel import Done
 from shared.pool import PoolFactory
 from shared.report import Status
@@ -65,7 +66,8 @@ class Supervisor:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.host = socket.gethostname()
+        clock.set_skew(settings.clock_skew_ms)
+        self.host = settings.host_id or socket.gethostname()
         self.name = f"{self.host}:{os.getpid()}"
         self.redis = connect(settings, "supervisor")
         self.budget = RateBudget(self.redis, limit=settings.rate_budget_limit, window_ms=settings.rate_budget_window_ms)
@@ -374,8 +376,10 @@ class Supervisor:
             try:
                 self.budget_remaining = await self.budget.remaining_now()
                 pending = self.refusal_tally.pending(self.admission.refusals)
-                await publish_status(self.redis, self.name, self.status(), pending)
-                self.refusal_tally.confirm(pending)
+                sent_ms = clock.wall_ms()
+                redis_now = await publish_status(self.redis, self.name, self.status(), pending,
+                                                 tally=self.refusal_tally)
+                clock.learn_redis_offset(redis_now, sent_ms, clock.wall_ms())
                 if unreachable_since is not None:
                     log.warning("redis_reachable_again", down_s=round(time.monotonic() - unreachable_since, 1))
                     unreachable_since = None

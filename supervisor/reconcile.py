@@ -20,13 +20,13 @@ still active, or a query that fails, is left for the next pass.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 
 import structlog
 from redis.exceptions import RedisError
 
+from shared import clock
 from shared.kucoin.errors import InvalidOrder, KucoinError
 from shared.kucoin.rest import KucoinRest
 from shared.report import ExecutionReport, Status
@@ -79,7 +79,7 @@ class Reconciler:
     async def pass_once(self) -> int:
         """Reconcile what can be; returns how many executions were reconciled in this pass."""
         leased = {lease.lease_id for lease in await self._registry.leases()}
-        now_ms = int(time.time() * 1000)
+        now_ms = clock.redis_ms()  # journals are stamped on Redis's clock by whichever host wrote them
         reconciled = 0
         for cid in await self._journal.ids():
             if cid in leased and cid not in self._held:
@@ -149,7 +149,7 @@ def journal_report(cid: str, fields: Mapping[str, str], status: Status, mode: st
         triangle=tuple(filter(None, fields.get("triangle", "").split(","))),
         primary_quote=fields.get("primary_quote", ""), predicted_bps=0.0,
         effective_bps=round(float(profit / spent * 10_000), 3) if spent else 0.0, profit=profit, spent=spent,
-        returned=returned, ts_ms=int(time.time() * 1000), book_ts_ms=0, signal_ts_ms=0, received_ts_ms=0,
+        returned=returned, ts_ms=clock.wall_ms(), book_ts_ms=0, signal_ts_ms=0, received_ts_ms=0,
         first_order_ms=0.0, total_ms=0.0, error=error, worker="", host=host, fills=fills, unwinds=unwinds,
         corrects=corrects,
     )

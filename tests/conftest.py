@@ -126,3 +126,22 @@ def sentinel_deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator["S
     deployment = SentinelDeployment(tmp_path_factory.mktemp("sentinel")).start()
     yield deployment
     deployment.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator["RedisClusterDeployment"]:
+    """Three cluster primaries on private loopback ports (tests/support/cluster.py), one per session."""
+    from tests.support.cluster import RedisClusterDeployment
+
+    deployment = RedisClusterDeployment(tmp_path_factory.mktemp("cluster")).start()
+    try:
+        yield deployment
+    finally:
+        deployment.stop()
+
+
+@pytest.fixture
+def cluster_url(redis_cluster: "RedisClusterDeployment") -> str:
+    """The session's cluster as a ``redis+cluster://`` URL, every primary emptied before the test."""
+    redis_cluster.flush()
+    return redis_cluster.url

@@ -19,6 +19,7 @@ from pathlib import Path
 import structlog
 from redis.exceptions import RedisError
 
+from shared import clock
 from shared.channel import Channel
 from shared.logs import configure_logging
 from shared.settings import Settings
@@ -40,6 +41,7 @@ def spool_path(settings: Settings, index: int) -> Path:
 async def worker_main(spec: WorkerSpec, sock: socket.socket) -> None:
     """Process entry point (run by aiomultiprocess)."""
     settings = spec.settings
+    clock.set_skew(settings.clock_skew_ms)  # a worker runs on its supervisor's host, with its clock
     secrets = settings.secrets()
     configure_logging(f"worker-{spec.index}", settings.log_level, settings.log_file, secrets, cache_loggers=True)
     loop = asyncio.get_running_loop()

@@ -19,6 +19,7 @@ from typing import NamedTuple
 import structlog
 from redis.exceptions import RedisError
 
+from shared import clock
 from shared.channel import Cancel, Channel, Done, Hello, Job, Message
 from shared.kucoin.rest import KucoinRest
 from shared.kucoin.session import make_session
@@ -184,7 +185,7 @@ def _failure(job: Job, context: ExecutionContext, error: str, error_code: str = 
         correlation_id=job.correlation_id, status=Status.FAILED, mode=context.mode, fill_model=context.fill_model,
         triangle=tuple(str(p) for p in triangle) if isinstance(triangle, list) else (),
         primary_quote="", predicted_bps=0.0, effective_bps=0.0, profit=_D0, spent=_D0, returned=_D0,
-        ts_ms=int(time.time() * 1000), book_ts_ms=0, signal_ts_ms=0, received_ts_ms=job.received_ms,
+        ts_ms=clock.wall_ms(), book_ts_ms=0, signal_ts_ms=0, received_ts_ms=job.received_ms,
         first_order_ms=0.0, total_ms=0.0, error=error, worker=context.worker, host=context.host,
         error_code=error_code,
     )

@@ -33,6 +33,7 @@ import redis.asyncio as aioredis
 import structlog
 from redis.exceptions import RedisError
 
+from shared import clock
 from shared.kucoin.constants import INSUFFICIENT_BALANCE
 from shared.kucoin.models import Order
 from shared.kucoin.rest import KucoinRest
@@ -318,7 +319,7 @@ class _LiveTriangle:
             correlation_id=self.cid, status=status, mode="live", fill_model=_FILL_MODEL,
             triangle=signal.triangle_key, primary_quote=signal.primary_quote, predicted_bps=signal.predicted_bps,
             effective_bps=effective_bps, profit=profit, spent=spent, returned=returned,
-            ts_ms=int(time.time() * 1000), book_ts_ms=signal.book_ts_ms, signal_ts_ms=signal.ts_ms,
+            ts_ms=clock.wall_ms(), book_ts_ms=signal.book_ts_ms, signal_ts_ms=signal.ts_ms,
             received_ts_ms=self.received_ms, first_order_ms=self.first_order_ms, total_ms=total_ms, error=error,
             worker=self.context.worker, host=self.context.host, fills=tuple(fills),
             book_tops=tuple(book_top(book) for book in signal.books), timings=tuple(self.timeline.steps),

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from decimal import Decimal
 
+from shared import clock
 from shared.kucoin.errors import KucoinError
 from shared.kucoin.rest import KucoinRest
 from shared.report import EdgeBreakdown, ExecutionReport, Status
@@ -69,7 +70,7 @@ async def execute_paper(
             profit=getattr(outcome, "profit", _D0),
             spent=getattr(outcome, "spent", _D0),
             returned=getattr(outcome, "returned", _D0),
-            ts_ms=int(time.time() * 1000),
+            ts_ms=clock.wall_ms(),
             book_ts_ms=signal.book_ts_ms,
             signal_ts_ms=signal.ts_ms,
             received_ts_ms=received_ms,

@@ -22,6 +22,13 @@ The client asks the sentinels for the current primary on every new connection (r
 `Sentinel.master_for`), so after a failover the next command that fails on the old primary
 drops its connection and the one after it goes to the new primary: admission refuses
 ``registry_unavailable`` in between, workers spool, and nobody restarts.
+
+Redis Cluster is a URL as well: ``redis+cluster://[[user]:password@]host:port[,host:port…]``
+(any reachable nodes; the client learns the rest and the slot map from them, and follows
+MOVED/ASK itself). It gets redis-py's `RedisCluster`: every script receives all its keys in KEYS
+and those keys share one hash slot (the registry's ``{reg}``, a report stream and its markers),
+and no MULTI spans two slots (`shared.store.fleet` splits its writes by key on a cluster).
+Cluster connections use redis-py's own packer (its node pools do not take a connection class).
 """
 
 from __future__ import annotations
@@ -31,12 +38,14 @@ from typing import Literal
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.sentinel import Sentinel
 
 from shared.settings import Settings
 from shared.store.packing import packed_connection_class
 
-__all__ = ["Role", "ROLES", "SENTINEL_SCHEME", "SentinelAddress", "connect", "parse_sentinel_url"]
+__all__ = ["Role", "ROLES", "SENTINEL_SCHEME", "CLUSTER_SCHEME", "SentinelAddress", "ClusterAddress", "connect",
+           "is_cluster", "parse_sentinel_url", "parse_cluster_url"]
 
 Role = Literal["supervisor", "worker", "tool"]
 
@@ -58,6 +67,7 @@ ROLES: tuple[str, ...] = tuple(_TIMEOUTS)
 
 
 SENTINEL_SCHEME = "redis+sentinel"
+CLUSTER_SCHEME = "redis+cluster"
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,12 +89,7 @@ def parse_sentinel_url(url: str) -> SentinelAddress:
         raise ValueError(f"not a {SENTINEL_SCHEME}:// URL")
     userinfo, _, hosts = parts.netloc.rpartition("@")
     username, _, password = userinfo.partition(":")
-    sentinels = []
-    for item in hosts.split(","):
-        host, _, port = item.strip().rpartition(":")
-        if not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ValueError(f"redis_url: sentinel address {item.strip()!r} is not host:port")
-        sentinels.append((host.strip("[]"), int(port)))
+    sentinels = _host_ports(hosts, "sentinel")
     path = [segment for segment in parts.path.split("/") if segment]
     if not path or len(path) > 2 or (len(path) == 2 and not path[1].isdigit()):
         raise ValueError("redis_url: a sentinel URL's path is /<master name>[/<db number>]")
@@ -95,6 +100,43 @@ def parse_sentinel_url(url: str) -> SentinelAddress:
         username=unquote(username) or None, password=unquote(password) or None,
         sentinel_password=sentinel_password,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterAddress:
+    """A ``redis+cluster://`` URL taken apart: the nodes to learn the cluster from, and credentials."""
+
+    nodes: tuple[tuple[str, int], ...]
+    username: str | None = None
+    password: str | None = None
+
+
+def _host_ports(hosts: str, what: str) -> list[tuple[str, int]]:
+    found = []
+    for item in hosts.split(","):
+        host, _, port = item.strip().rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"redis_url: {what} address {item.strip()!r} is not host:port")
+        found.append((host.strip("[]"), int(port)))
+    return found
+
+
+def parse_cluster_url(url: str) -> ClusterAddress:
+    """`ClusterAddress` of `url`; ValueError naming what is wrong (never echoing a password)."""
+    parts = urlsplit(url)
+    if parts.scheme != CLUSTER_SCHEME:
+        raise ValueError(f"not a {CLUSTER_SCHEME}:// URL")
+    userinfo, _, hosts = parts.netloc.rpartition("@")
+    username, _, password = userinfo.partition(":")
+    nodes = _host_ports(hosts, "cluster node")
+    if parts.path.strip("/") not in ("", "0"):
+        raise ValueError("redis_url: a cluster has only database 0 (no /<db> but /0 in a redis+cluster:// URL)")
+    return ClusterAddress(nodes=tuple(nodes), username=unquote(username) or None, password=unquote(password) or None)
+
+
+def is_cluster(client: object) -> bool:
+    """True for a Redis Cluster client: its MULTIs must stay within one hash slot."""
+    return isinstance(client, RedisCluster)
 
 
 def connect(settings: Settings, role: Role) -> aioredis.Redis:
@@ -108,6 +150,13 @@ def connect(settings: Settings, role: Role) -> aioredis.Redis:
     reply_timeout = limit if timeouts.bound_replies else None
     if settings.redis_url.startswith(SENTINEL_SCHEME + "://"):
         return _sentinel_primary(parse_sentinel_url(settings.redis_url), connect_timeout, reply_timeout)
+    if settings.redis_url.startswith(CLUSTER_SCHEME + "://"):
+        address = parse_cluster_url(settings.redis_url)
+        return RedisCluster(  # type: ignore[return-value]  # the same command API, routed by slot
+            startup_nodes=[ClusterNode(host, port) for host, port in address.nodes],
+            username=address.username, password=address.password,
+            socket_connect_timeout=connect_timeout, socket_timeout=reply_timeout,
+        )
     client = aioredis.Redis.from_url(
         settings.redis_url, socket_connect_timeout=connect_timeout, socket_timeout=reply_timeout,
     )

@@ -16,7 +16,6 @@ owner dies, hangs, or loses Redis, the key expires by itself and nobody has to c
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -25,9 +24,11 @@ import redis.asyncio as aioredis
 import structlog
 from redis.exceptions import RedisError
 
+from shared import clock
 from shared.codec import as_text
 from shared.stopping import Stopping
 from shared.store import keys
+from shared.store.connect import is_cluster
 
 __all__ = [
     "STATUS_TTL_MS",
@@ -35,6 +36,7 @@ __all__ = [
     "RefusalTally",
     "publish_status",
     "withdraw_status",
+    "redis_now_ms",
     "write_health_forever",
     "FleetMember",
     "read_fleet",
@@ -64,27 +66,79 @@ class RefusalTally:
         self._published.update(sent)
 
 
+async def redis_now_ms(client: aioredis.Redis) -> int:
+    """The Redis server's clock in epoch ms: the one clock every host's entries are compared on."""
+    seconds, micros = await client.time()
+    return int(seconds) * 1000 + int(micros) // 1000
+
+
 async def publish_status(client: aioredis.Redis, name: str, fields: Mapping[str, str],
-                         refusals: Mapping[str, int] | None = None) -> None:
-    """One atomic round trip: the status hash with its TTL, this name in the fleet index, old
-    names out, and new refusals added to the fleet's tally (MULTI: never counted twice)."""
-    now_ms = int(time.time() * 1000)
+                         refusals: Mapping[str, int] | None = None, tally: RefusalTally | None = None) -> int:
+    """The status hash with its TTL, this name in the fleet index, old names out, and new refusals
+    added to the fleet's tally, which `tally` confirms as soon as they are in: never counted twice.
+
+    Times are Redis's (``TIME``), not this host's: the index drops names by comparing scores
+    that supervisors on other hosts wrote, so a host whose clock runs ahead must not evict them.
+    On one Redis this is one MULTI. On a cluster the three keys hash to different slots and a
+    MULTI may not span slots, so each key gets its own MULTI, the refusals first: they are the
+    only part that is not idempotent, and they are confirmed the moment their EXEC answers.
+    Returns the Redis time it used (the caller's measure of its offset to Redis's clock).
+    """
+    now_ms = await redis_now_ms(client)
     key = keys.STATUS_PREFIX + name
+    increments = dict(refusals or {})
+    if is_cluster(client):
+        if increments:
+            async with client.pipeline(transaction=True) as pipe:
+                for reason, count in increments.items():
+                    pipe.hincrby(keys.REFUSALS, reason, count)
+                await pipe.execute()
+            if tally is not None:
+                tally.confirm(increments)
+        async with client.pipeline(transaction=True) as pipe:
+            pipe.hset(key, mapping={**fields, "heartbeat_ms": str(now_ms)})
+            pipe.pexpire(key, STATUS_TTL_MS)
+            await pipe.execute()
+        async with client.pipeline(transaction=True) as pipe:
+            pipe.zadd(keys.FLEET, {name: now_ms})
+            pipe.zremrangebyscore(keys.FLEET, "-inf", now_ms - FLEET_FORGET_MS)
+            await pipe.execute()
+        return now_ms
     async with client.pipeline(transaction=True) as pipe:
         pipe.hset(key, mapping={**fields, "heartbeat_ms": str(now_ms)})
         pipe.pexpire(key, STATUS_TTL_MS)
         pipe.zadd(keys.FLEET, {name: now_ms})
         pipe.zremrangebyscore(keys.FLEET, "-inf", now_ms - FLEET_FORGET_MS)
-        for reason, count in (refusals or {}).items():
+        for reason, count in increments.items():
             pipe.hincrby(keys.REFUSALS, reason, count)
         await pipe.execute()
+    if tally is not None:
+        tally.confirm(increments)
+    return now_ms
 
 
 async def withdraw_status(client: aioredis.Redis, name: str, workers: int,
                           refusals: Mapping[str, int] | None = None) -> None:
-    """A clean stop leaves no ghost (status hash, index entry, worker keys) and no refusal untallied."""
+    """A clean stop leaves no ghost (status hash, index entry, worker keys) and no refusal untallied.
+
+    On a cluster the refusals are one MULTI on their own key and the deletions a plain pipeline
+    (redis-py sends each to its slot's node): leaving is idempotent, counting is not.
+    """
+    ghosts = [keys.STATUS_PREFIX + name, *(keys.worker_health_key(name, i) for i in range(workers))]
+    if is_cluster(client):
+        if refusals:
+            async with client.pipeline(transaction=True) as pipe:
+                for reason, count in refusals.items():
+                    pipe.hincrby(keys.REFUSALS, reason, count)
+                await pipe.execute()
+        async with client.pipeline(transaction=False) as pipe:
+            for ghost in ghosts:
+                pipe.delete(ghost)
+            pipe.zrem(keys.FLEET, name)
+            await pipe.execute()
+        return
     async with client.pipeline(transaction=True) as pipe:
-        pipe.delete(keys.STATUS_PREFIX + name, *(keys.worker_health_key(name, i) for i in range(workers)))
+        pipe.delete(*ghosts)
         pipe.zrem(keys.FLEET, name)
         for reason, count in (refusals or {}).items():
             pipe.hincrby(keys.REFUSALS, reason, count)
@@ -97,6 +151,8 @@ async def write_health_forever(client: aioredis.Redis, key: str, line: Callable[
     write is not retried early: the key expiring is the signal `ctl check` reads."""
     while not stopping.is_set():
         try:
+            sent_ms = clock.wall_ms()  # the same beat measures this process's offset to Redis's clock
+            clock.learn_redis_offset(await redis_now_ms(client), sent_ms, clock.wall_ms())
             await client.set(key, line(), px=HEALTH_TTL_MS)
         except (RedisError, OSError) as exc:
             log.debug("health_write_failed", error=str(exc))

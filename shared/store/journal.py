@@ -18,13 +18,13 @@ exchange afterwards; ``status`` lost means its worker died with every order reso
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
 import redis.asyncio as aioredis
 
+from shared import clock
 from shared.codec import as_text
 from shared.money import fmt_decimal
 from shared.report import LegFill, Unwind, order_movement
@@ -113,7 +113,8 @@ def _settled_fields(settled: SettledOrder | None) -> dict[str, str]:
 
 
 def _now_ms() -> str:
-    return str(int(time.time() * 1000))
+    """Redis's clock as this process estimates it: reconciliation on another host compares it."""
+    return str(clock.redis_ms())
 
 
 class Journal:

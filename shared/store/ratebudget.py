@@ -53,6 +53,17 @@ local granted, remaining, reset_ms = budget_take(KEYS[1], tonumber(ARGV[1]), ton
 return {granted, remaining, reset_ms}
 """
 
+# KEYS[1]: the budget hash; ARGV[1]: the configured limit. {limit, remaining or false once the
+# window is over (or never began)}, on Redis's clock.
+_REMAINING_LUA = """
+local state = redis.call('HMGET', KEYS[1], 'limit', 'remaining', 'window_end_ms')
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local limit = state[1] or ARGV[1]
+if not state[2] or not state[3] or tonumber(state[3]) <= now then return {limit, false} end
+return {limit, state[2]}
+"""
+
 
 @dataclass(frozen=True, slots=True)
 class BudgetAnswer:
@@ -75,7 +86,7 @@ class RateBudget:
     window can only end later than that, never earlier, so the shortcut never admits wrongly.
     """
 
-    __slots__ = ("_redis", "_limit", "_window_ms", "_observe", "_take", "_exhausted_until_ns")
+    __slots__ = ("_redis", "_limit", "_window_ms", "_observe", "_take", "_remaining", "_exhausted_until_ns")
 
     def __init__(self, redis: aioredis.Redis, *, limit: int, window_ms: int) -> None:
         if limit < 1 or window_ms < 1:
@@ -85,6 +96,7 @@ class RateBudget:
         self._window_ms = window_ms
         self._observe = redis.register_script(_OBSERVE_LUA)
         self._take = redis.register_script(TAKE_LUA)
+        self._remaining = redis.register_script(_REMAINING_LUA)
         self._exhausted_until_ns = 0
 
     @property
@@ -104,14 +116,13 @@ class RateBudget:
         return time.monotonic_ns() < self._exhausted_until_ns
 
     async def remaining_now(self) -> int:
-        """Weight left in the current window, fleet-wide (the whole limit once the window ended)."""
-        async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.hmget(keys.RATE_BUDGET, "limit", "remaining", "window_end_ms")
-            pipe.time()
-            (limit, remaining, window_end_ms), (seconds, micros) = await pipe.execute()
-        if remaining is None or window_end_ms is None or int(window_end_ms) <= seconds * 1000 + micros // 1000:
-            return int(limit) if limit is not None else self._limit
-        return int(remaining)
+        """Weight left in the current window, fleet-wide (the whole limit once the window ended).
+
+        One script on the budget's own key, so the window's end is compared with the clock of
+        the Redis that wrote it (also on a cluster, where a pipelined TIME has no node to go to).
+        """
+        limit, remaining = await self._remaining([keys.RATE_BUDGET], (self._limit,))
+        return int(remaining) if remaining is not None else int(limit)
 
     async def take(self, weight: int) -> bool:
         """Take `weight` outside an acquire (reconciliation's order queries); False: the window is spent."""

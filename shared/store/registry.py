@@ -81,6 +81,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from shared.codec import as_text
 from shared.store import keys
+from shared.store.connect import is_cluster
 from shared.store.ratebudget import BUDGET_LUA, RateBudget
 
 __all__ = [
@@ -322,7 +323,12 @@ class Registry:
         same correlation id, re-sent) again. A grant is only used once a replica holds it.
         """
         try:
-            acked = await self._redis.wait(self._wait_replicas, self._wait_timeout_ms)
+            if is_cluster(self._redis):  # WAIT is per connection: ask the primary of the {reg} slot
+                node = self._redis.get_node_from_key(keys.LEASES)
+                acked = await self._redis.execute_command("WAIT", self._wait_replicas, self._wait_timeout_ms,
+                                                          target_nodes=node)
+            else:
+                acked = await self._redis.wait(self._wait_replicas, self._wait_timeout_ms)
         except (RedisError, OSError):
             acked = -1  # unknown: treated as not replicated
         if acked < self._wait_replicas:

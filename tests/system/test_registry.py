@@ -118,7 +118,8 @@ async def test_each_refusal_reason_alone(registry: Registry, redis_client: aiore
         probe = request("new", TRI_B)
     elif reason == "stale":
         assert await registry.release("held", 1, last_trade_ms=5_000)
-        probe = request("new", TRI_A, book_ts_ms=4_999)
+        mark = int(await redis_client.hget(keys.LAST_TRADE, "BTC-USDT/ETH-BTC/ETH-USDT"))
+        probe = request("new", TRI_A, book_ts_ms=mark - 1)
     elif reason == "capital_cap":
         await registry.set_config(caps={"USDT": Decimal("9.99")})
     before = await registry_state(redis_client)
@@ -127,19 +128,20 @@ async def test_each_refusal_reason_alone(registry: Registry, redis_client: aiore
     assert await registry_state(redis_client) == before  # a refusal writes nothing
 
 
-async def test_refusal_reasons_come_in_the_documented_order(registry: Registry) -> None:
+async def test_refusal_reasons_come_in_the_documented_order(registry: Registry, redis_client: aioredis.Redis) -> None:
     # Make the stale rule bite on both triangles the probe will use, then hold TRI_A as "A".
     for lease_id, pairs in (("x", TRI_A), ("y", TRI_C)):
         grant = await registry.acquire(request(lease_id, pairs))
         assert await registry.release(lease_id, grant.token, last_trade_ms=5_000)
+    mark = max(int(v) for v in (await redis_client.hgetall(keys.LAST_TRADE)).values())
     assert isinstance(await registry.acquire(request("A", TRI_A, notional="1")), Grant)
     await registry.set_config(paused=True, slots=1, enforce_same_quote=True, caps={"USDT": Decimal("10")})
 
-    probe = dict(lease_id="A", pairs=TRI_A, notional="100", book_ts_ms=4_000)
+    probe = dict(lease_id="A", pairs=TRI_A, notional="100", book_ts_ms=mark - 1000)
     steps = [
         ("paused", lambda: registry.set_config(paused=False), {}),
         ("duplicate", None, {"lease_id": "B"}),
-        ("stale", None, {"book_ts_ms": 5_000}),  # equal to the last trade is not older
+        ("stale", None, {"book_ts_ms": mark}),  # equal to the (latest) last trade is not older
         ("no_slot", lambda: registry.set_config(slots=5), {}),
         ("triangle_busy", None, {"pairs": TRI_C}),  # TRI_C shares quote USDT and pair ETH-USDT
         ("quote_busy", lambda: registry.set_config(enforce_same_quote=False), {}),
@@ -157,19 +159,19 @@ async def test_refusal_reasons_come_in_the_documented_order(registry: Registry) 
 async def test_release_frees_claims_and_capital_and_records_last_trade(registry: Registry,
                                                                        redis_client: aioredis.Redis) -> None:
     grant = await registry.acquire(request("L1", TRI_A, notional="3"))
-    assert await registry.release("L1", grant.token, last_trade_ms=7_000)
+    before = await server_ms(redis_client)
+    assert await registry.release("L1", grant.token, last_trade_ms=7_000)  # the host's time is not used
 
     for key in (keys.LEASES, keys.LEASE_DATA, keys.CLAIM_TRI, keys.CLAIM_QUOTE, keys.CLAIM_PAIR, keys.CAPITAL):
         assert await redis_client.exists(key) == 0, key
-    assert await redis_client.hget(keys.LAST_TRADE, "BTC-USDT/ETH-BTC/ETH-USDT") == b"7000"
+    mark = int(await redis_client.hget(keys.LAST_TRADE, "BTC-USDT/ETH-BTC/ETH-USDT"))
+    assert before <= mark <= await server_ms(redis_client)  # the Redis clock at the release
 
-    # An older last trade never lowers the mark; zero leaves it alone.
-    grant = await registry.acquire(request("L2", TRI_A, book_ts_ms=7_000))
-    assert await registry.release("L2", grant.token, last_trade_ms=6_000)
-    grant = await registry.acquire(request("L3", TRI_A, book_ts_ms=7_000))
+    # A release without a trade leaves the mark alone; a later trade raises it.
+    grant = await registry.acquire(request("L3", TRI_A, book_ts_ms=mark))
     assert await registry.release("L3", grant.token)
-    assert await redis_client.hget(keys.LAST_TRADE, "BTC-USDT/ETH-BTC/ETH-USDT") == b"7000"
-    assert await registry.acquire(request("L4", TRI_A, book_ts_ms=6_999)) == Refusal("stale")
+    assert int(await redis_client.hget(keys.LAST_TRADE, "BTC-USDT/ETH-BTC/ETH-USDT")) == mark
+    assert await registry.acquire(request("L4", TRI_A, book_ts_ms=mark - 1)) == Refusal("stale")
     assert isinstance(await registry.acquire(request("L4", TRI_A, book_ts_ms=0)), Grant)  # 0 = no book time
 
 

@@ -24,13 +24,14 @@ async def test_stop_ends_a_loop_whose_redis_call_swallowed_the_cancel(
     publishing = asyncio.Event()
     real_publish = supervisor.app.publish_status
 
-    async def publish_swallowing_cancels(*args: object, **kwargs: object) -> None:
-        await real_publish(*args, **kwargs)
+    async def publish_swallowing_cancels(*args: object, **kwargs: object) -> object:
+        published = await real_publish(*args, **kwargs)
         publishing.set()
         try:
             await asyncio.sleep(3600)  # the call a cancel lands in
         except asyncio.CancelledError:
-            return  # ... and is lost, as redis-py sometimes loses it
+            return published  # ... and is lost, as redis-py sometimes loses it
+        return published
 
     monkeypatch.setattr(supervisor.app, "publish_status", publish_swallowing_cancels)
     settings = e2e_settings(redis_url, simulator.url, tmp_path, workers=0, metrics_port=0)
@@ -41,6 +42,8 @@ async def test_stop_ends_a_loop_whose_redis_call_swallowed_the_cancel(
     with structlog.testing.capture_logs() as logs:
         async with asyncio.timeout(10):
             await service.stop()
+    assert all(task.done() and not task.cancelled() and task.exception() is None for task in service._background
+               if task.get_coro().__qualname__ == "Supervisor._status_loop")
     assert all(task.done() for task in service._background)
     assert not [entry for entry in logs if entry["event"] == "background_tasks_ignored_cancel"]
     assert not [entry for entry in logs if entry["event"] == "redis_unreachable"]
