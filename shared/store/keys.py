@@ -31,7 +31,7 @@ RATE_BUDGET     hash     the fleet's exchange rate budget: limit, remaining, win
                          (see ``shared.store.ratebudget``)
 INV_CLAIM       hash     currency -> amount claimed by parallel live leases, exact decimal
 INVENTORY       hash     currency -> what the live workers' balance view last showed available
-                         (absent: the config's ``target:<CUR>`` stands in)
+                         (a parallel claim is checked against the lower of it and ``target:<CUR>``)
 SEEN:<id>       string   one per correlation id ever granted: ``running`` until its release
                          records the outcome (``filled``, ``lost``, ...); TTL = the retention
                          window, so an id executes at most once fleet-wide within it

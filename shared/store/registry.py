@@ -36,9 +36,9 @@ cap:<QUOTE>           none     most notional in QUOTE held by that quote's lease
                                (``capital_cap``): a decimal string, at most 18 places
 live_strategy         seq.     ``sequential`` (legs one after another) or ``parallel`` (the
                                three legs at once from inventory; the spends are claimed)
-target:<CUR>          none     inventory of CUR the account is meant to hold; a parallel claim
-                               is checked against it when no worker has published the
-                               balance it saw (hash ``INVENTORY``)
+target:<CUR>          none     inventory of CUR the account is meant to hold; parallel claims
+                               of CUR stay within it, or within what the live workers last
+                               saw available (hash ``INVENTORY``) if that is less
 ====================  =======  ================================================================
 
 Flags (``paused``, ``halt``, ``enforce_same_quote``, ``enforce_pair``): absent means the default,

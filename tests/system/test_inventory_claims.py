@@ -1,7 +1,7 @@
 """The parallel strategy's inventory claims, in the registry's acquire script, on a real redis-server.
 
 In `live_strategy parallel` every leg spends inventory at once, so the acquire claims each
-currency's spend against what is held (the workers' published view, else `target:<CUR>`), in the
+currency's spend against what is held (`target:<CUR>`, lowered to what the workers last saw available), in the
 same atomic call as the lease: two executions can never spend the same coins.
 """
 
@@ -68,10 +68,16 @@ async def test_no_inventory_when_not_held_or_more_than_held(registry: Registry) 
     assert too_big == Refusal("no_inventory") and too_big.detail == "BTC 0.006 > 0.005 held"
 
 
-async def test_the_workers_view_outranks_the_target(registry: Registry, redis_client: aioredis.Redis) -> None:
-    await redis_client.hset(keys.INVENTORY, "BTC", "0.001")  # a worker saw less than the target
+async def test_the_workers_view_lowers_the_target(registry: Registry, redis_client: aioredis.Redis) -> None:
+    await redis_client.hset(keys.INVENTORY, mapping={"BTC": "0.001", "ETH": "5"})  # BTC below target, ETH above
     refusal = await registry.acquire(request("W1"))
     assert refusal == Refusal("no_inventory") and refusal.detail == "BTC 0.002 > 0.001 held"
+    await redis_client.hset(keys.INVENTORY, "BTC", "1")
+    assert isinstance(await registry.acquire(request("W2", spends=(("ETH", D("1")),))), Grant)  # target 1 binds
+    assert await registry.acquire(request("W3", 3, spends=(("ETH", D("0.1")),))) == Refusal("inventory_busy")
+    # a currency with no target, seen held by a worker, may be spent
+    await redis_client.hset(keys.INVENTORY, "SOL", "3")
+    assert isinstance(await registry.acquire(request("W4", 4, spends=(("SOL", D("3")),))), Grant)
 
 
 async def test_an_expired_parallel_lease_frees_its_claim(redis_client: aioredis.Redis) -> None:

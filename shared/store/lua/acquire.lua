@@ -8,7 +8,7 @@
 -- are checked in this order:
 -- paused, duplicate (then {0, 'duplicate', first outcome}: 'running' while it runs), stale, no_slot, triangle_busy, quote_busy, pair_busy, capital_cap,
 -- no_inventory, inventory_busy (parallel live strategy only: the spends are claimed against the
--- inventory held, the workers' view or else target:<CUR>: not held at all / claimed by others),
+-- inventory held, target:<CUR> lowered to the workers' view: not held at all / claimed by others),
 -- rate_budget (then {0, 'rate_budget', ms until the refill}). The budget comes last so an
 -- isolation refusal spends no weight, and it shares this one round trip with the lease.
 local lease_id, ttl_ms, triangle, quote = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
@@ -71,14 +71,16 @@ if strategy == 'parallel' and spends_csv ~= '' then
   spends = split_spends(spends_csv)
   for i, spend in ipairs(spends) do
     local currency = spend[1]
-    local held_text = redis.call('HGET', K_INVENTORY, currency)
-    local held_what = 'inventory ' .. currency
-    if not held_text then
-      held_text = redis.call('HGET', K_CONFIG, 'target:' .. currency)
-      held_what = 'target:' .. currency
+    -- what may be spent: the target, lowered to what a worker last saw available if that is less
+    local held_text = redis.call('HGET', K_CONFIG, 'target:' .. currency)
+    local held
+    if held_text then held = amount_to_limbs(held_text, 'target:' .. currency) end
+    local seen_text = redis.call('HGET', K_INVENTORY, currency)
+    if seen_text then
+      local seen = amount_to_limbs(seen_text, 'inventory ' .. currency)
+      if not held or limbs_cmp(seen, held) < 0 then held, held_text = seen, seen_text end
     end
-    if not held_text then return {0, 'no_inventory', currency .. ' none held (no target:' .. currency .. ')'} end
-    local held = amount_to_limbs(held_text, held_what)
+    if not held then return {0, 'no_inventory', currency .. ' none held (no target:' .. currency .. ')'} end
     local amount = amount_to_limbs(spend[2], 'spend')
     if limbs_cmp(amount, held) > 0 then
       return {0, 'no_inventory', currency .. ' ' .. spend[2] .. ' > ' .. held_text .. ' held'}
