@@ -69,6 +69,9 @@ TIMING_STEPS: tuple[str, ...] = (
     "leg0_fill_received",
     "leg1_fill_received",
     "leg2_fill_received",
+    "leg0_matched",  # live sync fills: the exchange said done, before the query bringing the money
+    "leg1_matched",
+    "leg2_matched",
     "execution_complete",
 )
 # The seed's step names where they differ from the field-friendly ones.

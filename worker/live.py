@@ -203,6 +203,8 @@ class _LiveTriangle:
                 error, stop_leg, unknown = f"leg {index}: {outcome.error or 'nothing filled'}", index, outcome.unknown
                 self.error_code = outcome.error_code
                 break
+            if outcome.matched_ns:
+                self.timeline.mark(f"leg{index}_matched", outcome.matched_ns)
             self.timeline.mark(f"leg{index}_fill_received", outcome.settled_ns)
             self.record(_leg_fill(index, outcome, order))
             if _partial(order):

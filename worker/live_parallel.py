@@ -126,6 +126,8 @@ class _ParallelTriangle:
                 unknown = unknown or outcome.unknown
                 self.error_code = self.error_code or outcome.error_code
                 continue
+            if outcome.matched_ns:
+                self.timeline.mark(f"leg{index}_matched", outcome.matched_ns)
             self.timeline.mark(f"leg{index}_fill_received", outcome.settled_ns)
             filled[index] = _leg_fill(index, outcome, order)
             if _partial(order) or outcome.error:
