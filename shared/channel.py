@@ -36,10 +36,12 @@ class Job(NamedTuple):
     signal: Signal | dict[str, Any]
     received_ms: int  # wall clock when the supervisor read the frame (reports, Grafana)
     received_ns: int  # monotonic when the supervisor read the frame (latency)
+    # live only: "parallel" when the registry's grant claimed the legs' inventory (worker.live)
+    strategy: str = "sequential"
 
     def to_wire(self) -> list[Any]:
         signal = signal_to_compact(self.signal) if isinstance(self.signal, Signal) else self.signal
-        return [_JOB, self.correlation_id, signal, self.received_ms, self.received_ns]
+        return [_JOB, self.correlation_id, signal, self.received_ms, self.received_ns, self.strategy]
 
 
 class Done(NamedTuple):
@@ -108,8 +110,8 @@ def decode_message(wire: Any) -> Message:
     if not isinstance(wire, list) or not wire or wire[0] not in _BUILDERS:
         raise ValueError(f"unknown channel message: {wire!r:.80}")
     try:
-        if wire[0] == _JOB and len(wire) == 5 and isinstance(wire[2], list):  # the compact, validated form
-            return Job(wire[1], signal_from_compact(wire[2]), wire[3], wire[4])
+        if wire[0] == _JOB and len(wire) in (5, 6) and isinstance(wire[2], list):  # the compact, validated form
+            return Job(wire[1], signal_from_compact(wire[2]), *wire[3:])
         return _BUILDERS[wire[0]](*wire[1:])
     except (TypeError, ValueError) as exc:
         raise ValueError(f"malformed channel message: {wire!r:.80}") from exc

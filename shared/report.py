@@ -69,6 +69,9 @@ TIMING_STEPS: tuple[str, ...] = (
     "leg0_fill_received",
     "leg1_fill_received",
     "leg2_fill_received",
+    "leg0_matched",  # live sync fills: the exchange said done, before the query bringing the money
+    "leg1_matched",
+    "leg2_matched",
     "execution_complete",
 )
 # The seed's step names where they differ from the field-friendly ones.
@@ -87,6 +90,7 @@ class Status(StrEnum):
     ABORTED = "aborted"  # cancelled or refused before any money moved
     UNWOUND = "unwound"  # a middle leg failed and the stranded asset was converted back
     STRANDED = "stranded"  # a middle leg failed and the asset is still held
+    IMBALANCED = "imbalanced"  # parallel: a leg failed, the inventory is off its mix by `inventory`
     LOST = "lost"  # the worker died; only the legs known done are reported
     # what reconciliation found at the exchange for an execution whose report left an order's
     # outcome unknown (a `lost` or `stranded`): the whole execution's true amounts, replacing it
@@ -169,6 +173,9 @@ class Unwind:
     recovered: Decimal
     fee: Decimal
     fee_currency: str
+    # what `recovered` is in: "" means the primary quote (a sequential unwind); a parallel
+    # rebalance converts into the currency the failed leg would have delivered
+    recovered_currency: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,6 +250,11 @@ class ExecutionReport:
     # Live: every order this execution sent, in order, for the worker's execution log. Not on the
     # stream (the fills and unwinds say what the account did), so a report read back has ().
     orders: tuple[OrderRecord, ...] = ()
+    # Live: "sequential" or "parallel" (legs at once from inventory). A parallel report's
+    # `inventory` is the change per currency (received − spent, conversions included); a failed
+    # leg in the middle keeps its slot in `fills` as an empty fill (order_id "", amounts 0).
+    strategy: str = ""
+    inventory: tuple[tuple[str, Decimal], ...] = ()
 
 
 def order_movement(pair: str, side: str, filled_size: Decimal, filled_funds: Decimal, fee: Decimal,
@@ -265,7 +277,7 @@ _LEG_TEXT_FIELDS = ("pair", "side", "order_id", "input_currency", "output_curren
 _LEG_DECIMAL_FIELDS = ("spent", "received", "filled_size", "filled_funds", "avg_price", "fee")
 _BOOK_FIELDS = ("ask_px", "ask_sz", "bid_px", "bid_sz")
 _EDGE_FIELDS = {field.name: f"edge_{field.name}_bps" for field in dataclass_fields(EdgeBreakdown)}
-_UNWIND_TEXT_FIELDS = ("currency", "pair", "side", "order_id", "fee_currency")
+_UNWIND_TEXT_FIELDS = ("currency", "pair", "side", "order_id", "fee_currency", "recovered_currency")
 _UNWIND_DECIMAL_FIELDS = ("stranded", "spent", "recovered", "fee")
 _ZERO = Decimal(0)
 
@@ -296,6 +308,8 @@ def report_to_fields(report: ExecutionReport) -> dict[str, str]:
     fields: dict[str, str] = {name: getattr(report, name) for name in _TEXT_FIELDS}
     fields["status"] = str(report.status)
     fields["corrects"] = report.corrects
+    fields["strategy"] = report.strategy
+    fields["inventory"] = ",".join(f"{currency}:{fmt_decimal(change)}" for currency, change in report.inventory)
     fields["triangle"] = ",".join(report.triangle)
     for name in _DECIMAL_FIELDS:
         fields[name] = fmt_decimal(getattr(report, name))
@@ -344,6 +358,17 @@ def report_to_fields(report: ExecutionReport) -> dict[str, str]:
 
 
 
+def _inventory_from_text(text: str) -> tuple[tuple[str, Decimal], ...]:
+    pairs = []
+    for item in filter(None, text.split(",")):
+        currency, _, amount = item.partition(":")
+        try:
+            pairs.append((currency, Decimal(amount)))
+        except ArithmeticError:
+            raise ValueError(f"report field 'inventory' is not CUR:amount pairs: {text[:40]!r}") from None
+    return tuple(pairs)
+
+
 def report_from_fields(fields: Mapping[str | bytes, str | bytes]) -> ExecutionReport:
     """Rebuild a report from a stream entry; accepts redis-py's bytes (no decode_responses).
 
@@ -372,7 +397,7 @@ def report_from_fields(fields: Mapping[str | bytes, str | bytes]) -> ExecutionRe
 
     def unwind(slot: int) -> Unwind:
         prefix = f"unwind{slot}_"
-        values: dict[str, object] = {name: get(prefix + name) for name in _UNWIND_TEXT_FIELDS}
+        values: dict[str, object] = {name: entry.get(prefix + name, "") for name in _UNWIND_TEXT_FIELDS}
         values.update({name: number(prefix + name, Decimal) for name in _UNWIND_DECIMAL_FIELDS})
         return Unwind(leg=number(prefix + "leg", int), **values)  # type: ignore[arg-type]
 
@@ -397,6 +422,8 @@ def report_from_fields(fields: Mapping[str | bytes, str | bytes]) -> ExecutionRe
         edge=EdgeBreakdown(**{name: number(key, Decimal) for name, key in _EDGE_FIELDS.items()}),  # type: ignore[arg-type]
         unwinds=tuple(unwind(slot) for slot in range(unwinds)),
         balance_waits=int(entry.get("balance_waits", "0")),  # absent from entries written before it
+        strategy=entry.get("strategy", ""),
+        inventory=_inventory_from_text(entry.get("inventory", "")),
         timings=tuple(
             (_SEED_STEP_NAMES.get(step, step), number(_TIMING_FIELD[step], float)) for step in steps  # type: ignore[misc]
         ),

@@ -60,6 +60,9 @@ class Settings:
     # Sequential live legs: a leg refused for insufficient balance (certainly not placed) waits
     # this long for the balance push showing what the previous leg delivered, then runs once more.
     balance_wait_ms: int = 2000
+    # Parallel live legs (registry `live_strategy parallel`): a leg that fails leaves the inventory
+    # off its mix; "hold" reports it `imbalanced`, "convert" market-converts back toward it.
+    rebalance: str = "hold"
     # Live mode: how often the supervisor re-queries journaled orders whose outcome is unknown
     # (supervisor/reconcile.py); the first pass runs at start-up.
     reconcile_interval_s: float = 5.0
@@ -120,6 +123,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "mode": ("paper", "live"),
     "fill_model": ("depth", "top"),
     "unwind_policy": ("unwind", "hold"),
+    "rebalance": ("hold", "convert"),
     "live_fills": ("sync", "ws"),
     "missing_book_ts": ("refuse", "allow"),
     "routing": ("least_loaded", "shard"),

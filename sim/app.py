@@ -166,22 +166,31 @@ async def _answer(sim: Simulator, request: web.Request, handler: Endpoint, spec:
         if spec.route.private:
             sim.verifier.verify(request.headers, request.method, request.raw_path, body, _now_ms())
         knobs, path, rng = sim.knobs, request.path, sim.rng
-        if knobs.force_429.fires(path, rng):
+        oid = _client_oid_of(request.get(_ORDER_BODY))
+        if knobs.force_429.fires(path, rng, oid):
             raise KucoinError(TOO_MANY_REQUESTS)
         pool = sim.rate_limiter.charge(spec.route.pool, spec.route.weight)
         if not pool.allowed:
             raise KucoinError(TOO_MANY_REQUESTS)
-        if knobs.fail_5xx.fires(path, rng):
+        if knobs.fail_5xx.fires(path, rng, oid):
             raise KucoinError(INTERNAL_ERROR)
-        if knobs.hang.fires(path, rng):
+        if knobs.hang.fires(path, rng, oid):
             return _Reply(0, None, pool, hang=True)
-        if spec.order_kind is not None and knobs.reject.fires(path, rng):
+        if spec.order_kind is not None and knobs.reject.fires(path, rng, oid):
             raise KucoinError(knobs.reject.code, knobs.reject.msg)
         data = await handler(request)
         return _Reply(200, {"code": SUCCESS, "data": data}, pool, hang=request.get(_HANG_AFTER_MATCH, False))
     except KucoinError as exc:
         return _Reply(exc.http_status, {"code": exc.code, "msg": exc.msg},
                       pool if pool is not None else sim.rate_limiter.peek(spec.route.pool))
+
+
+def _client_oid_of(body: object) -> str | None:
+    """An order call's clientOid, for faults aimed at one order."""
+    if isinstance(body, dict):
+        value = body.get("clientOid")
+        return value if isinstance(value, str) else None
+    return None
 
 
 def _log_order_call(sim: Simulator, arrival_ns: int, kind: str, body: Any, reply: _Reply) -> None:
@@ -232,7 +241,8 @@ class _Endpoints:
         return order.to_sync_wire()
 
     def _maybe_hang_after_match(self, request: web.Request) -> None:
-        if self._sim.knobs.hang_after_match.fires(request.path, self._sim.rng):
+        oid = _client_oid_of(request.get(_ORDER_BODY))
+        if self._sim.knobs.hang_after_match.fires(request.path, self._sim.rng, oid):
             request[_HANG_AFTER_MATCH] = True
 
     async def test(self, request: web.Request) -> dict[str, str]:

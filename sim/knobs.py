@@ -14,6 +14,7 @@ JSON accepted by `Knobs.update` (and `POST /_sim/knobs`), every key optional::
      "hang_after_match": {"next_n": 1},
      "force_429": {"next_n": 3},
      "reject": {"next_n": 1, "code": "200004", "msg": null},
+     "hang_after_match": {"next_n": 1, "client_oid": "t...-2"},  # any fault: one order only
      "consume_liquidity": false, "fee_inside_funds": false, "test_checks_balance": false,
      "order_not_exist_126043": false}
 
@@ -48,15 +49,19 @@ WS_EVENT_TYPES = frozenset({"received", "match", "filled", "canceled", "open", "
 
 @dataclass(slots=True)
 class Fault:
-    """Fires for the next `next_n` matching calls, else with `probability`."""
+    """Fires for the next `next_n` matching calls, else with `probability`. `client_oid`, when set,
+    restricts it to order calls carrying that clientOid (concurrent orders on one path)."""
 
     next_n: int = 0
     probability: float = 0.0
     path: str | None = None
+    client_oid: str | None = None
 
-    def fires(self, request_path: str, rng: random.Random) -> bool:
-        """Whether this call is hit; a call on another path neither fires nor uses up the count."""
+    def fires(self, request_path: str, rng: random.Random, client_oid: str | None = None) -> bool:
+        """Whether this call is hit; a call on another path (or order) neither fires nor uses up the count."""
         if self.next_n <= 0 and self.probability <= 0.0:
+            return False
+        if self.client_oid is not None and client_oid != self.client_oid:
             return False
         if self.path is not None:
             if self.path.endswith("*"):
@@ -85,6 +90,10 @@ class Fault:
                 if item is not None and not isinstance(item, str):
                     raise ValueError("path must be a string or null")
                 self.path = item
+            elif key == "client_oid":
+                if item is not None and not isinstance(item, str):
+                    raise ValueError("client_oid must be a string or null")
+                self.client_oid = item
             else:
                 self._update_extra(key, item)
 

@@ -19,6 +19,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import structlog
@@ -31,7 +32,7 @@ from shared.signal import Signal, SignalError, parse_signal
 from shared.store.ratebudget import LIVE_TRIANGLE_WEIGHT, TRIANGLE_WEIGHT, RateBudget
 from shared.store.registry import ConfigProblem, Grant, LeaseRequest, Registry
 
-__all__ = ["Admission", "InFlight", "Trail"]
+__all__ = ["Admission", "InFlight", "Trail", "leg_spends"]
 
 # Where each refusal also goes (supervisor/refusal_trail.py): reason, detail, correlation id, signal.
 Trail = Callable[[str, str, str, "Signal | None"], None]
@@ -140,6 +141,7 @@ class Admission:
             pairs=signal.pairs,
             notional=signal.legs[0].order_param,  # what leg 0 spends (= starting_volume)
             book_ts_ms=signal.book_ts_ms,
+            spends=leg_spends(signal) if signal.live else (),
         )
         try:
             result = await self._registry.acquire(request, LIVE_TRIANGLE_WEIGHT if signal.live else TRIANGLE_WEIGHT)
@@ -157,7 +159,8 @@ class Admission:
             self.refuse("no_worker", "no worker process is ready", cid, signal)
             return None
         self._in_flight[cid] = InFlight(result.token, signal.triangle_key)
-        self._pool.dispatch(worker, Job(cid, signal, received_ms, received_ns))  # validated once: here
+        # validated once: here; the grant says the strategy the registry claimed inventory for
+        self._pool.dispatch(worker, Job(cid, signal, received_ms, received_ns, result.strategy))
         self.admitted += 1
         return cid
 
@@ -166,6 +169,16 @@ class Admission:
             await self._registry.release(cid, token)  # no outcome: nothing ran, the id may come again
         except (RedisError, OSError) as exc:  # the lease then expires by TTL
             log.warning("lease_release_failed", correlation_id=cid, error=str(exc))
+
+
+def leg_spends(signal: Signal) -> tuple[tuple[str, Decimal], ...]:
+    """What each currency's legs spend when placed at once from inventory, each sized from the
+    signal (a buy's taker fee is held on top of its funds): the parallel strategy's claim."""
+    spends: dict[str, Decimal] = {}
+    for leg in signal.legs:
+        amount = leg.order_param * (1 + leg.fee_rate) if leg.side == "buy" else leg.order_param
+        spends[leg.input_currency] = spends.get(leg.input_currency, Decimal(0)) + amount
+    return tuple(spends.items())
 
 
 def _cid_of(raw: object) -> str:

@@ -34,6 +34,7 @@ from shared.store.reports import ReportPublisher
 from worker.context import ExecutionContext, exchange_error_code
 from worker.execution_log import log_execution
 from worker.live import LiveRuntime, execute_live
+from worker.live_parallel import execute_parallel
 from worker.paper import execute_paper
 
 __all__ = ["WorkerSpec", "Worker", "ExecutorResources", "keepalive", "ping"]
@@ -139,7 +140,9 @@ class Worker:
         if signal.live:
             if self.live is None:  # the supervisor refuses these in paper mode; this is the second lock
                 return _failure(job, self.context, "live signal refused: this service runs in paper mode")
-            return await execute_live(
+            # the registry claimed the legs' inventory only for a parallel grant: never run parallel otherwise
+            run = execute_parallel if job.strategy == "parallel" else execute_live
+            return await run(
                 signal, self.live, self.context, received_ms=job.received_ms, received_ns=job.received_ns,
                 cancelled=lambda: job.correlation_id in self.cancelled,
             )

@@ -77,6 +77,7 @@ class LiveRuntime:
     unwind_policy: str
     ws: PrivateWs | None = None
     balance_wait_ms: int = 0  # 0: a leg refused for insufficient balance is not retried (the service sets 2000)
+    rebalance: str = "hold"  # parallel strategy: "convert" market-converts a failed leg's imbalance back
 
     async def close(self) -> None:
         if self.ws is not None:
@@ -97,7 +98,8 @@ async def open_live_runtime(
         log.warning("private_ws_not_connected_at_start", timeout_s=_WS_START_TIMEOUT_S)
     orders = OrderRunner(client, ws, fills=settings.live_fills, fill_timeout_s=settings.fill_timeout_s,
                          resolve_timeout_s=settings.resolve_timeout_s)
-    return LiveRuntime(orders, Journal(redis), settings.unwind_policy, ws, settings.balance_wait_ms)
+    return LiveRuntime(orders, Journal(redis), settings.unwind_policy, ws, settings.balance_wait_ms,
+                       settings.rebalance)
 
 
 def _leg_fill(index: int, outcome: OrderOutcome, order: Order) -> LegFill:
@@ -202,6 +204,8 @@ class _LiveTriangle:
                 error, stop_leg, unknown = f"leg {index}: {outcome.error or 'nothing filled'}", index, outcome.unknown
                 self.error_code = outcome.error_code
                 break
+            if outcome.matched_ns:
+                self.timeline.mark(f"leg{index}_matched", outcome.matched_ns)
             self.timeline.mark(f"leg{index}_fill_received", outcome.settled_ns)
             self.record(_leg_fill(index, outcome, order))
             if _partial(order):
@@ -325,6 +329,7 @@ class _LiveTriangle:
             book_tops=tuple(book_top(book) for book in signal.books), timings=tuple(self.timeline.steps),
             edge=edge, unwinds=tuple(self.unwinds), error_code=self.error_code, balance_waits=self.balance_waits,
             orders=tuple(_order_record(leg, unwind, outcome) for leg, unwind, outcome in self.sent),
+            strategy="sequential",
         )
 
 

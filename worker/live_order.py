@@ -75,6 +75,9 @@ class OrderOutcome:
     # "" when the exchange answered the placement; else what the query by clientOid found after
     # an unknown outcome: "found", "not found" or "no answer" (the execution log's `order_resolved`)
     resolved: str = ""
+    # when the exchange first said the order is done (the sync answer), before the query that
+    # brings its money; 0 when only the query said so (then `settled_ns` is that moment)
+    matched_ns: int = 0
 
 
 class _Settled(NamedTuple):
@@ -85,6 +88,7 @@ class _Settled(NamedTuple):
     unknown: bool
     error_code: str = ""
     resolved: str = ""
+    matched_ns: int = 0
 
 
 class OrderRunner:
@@ -118,17 +122,19 @@ class OrderRunner:
             if self._ws is not None:
                 self._ws.forget(spec.client_oid)
         return OrderOutcome(spec, settled.order, settled.error, settled.unknown, fired_ns, time.monotonic_ns(),
-                            settled.error_code, settled.resolved)
+                            settled.error_code, settled.resolved, settled.matched_ns)
 
     async def _place_and_settle(self, spec: OrderSpec) -> _Settled:
         amount = {"funds": spec.amount} if spec.by_funds else {"size": spec.amount}
         order_id = ""
         done = False
         resolved = ""
+        matched_ns = 0
         try:
             if self._fills == "sync":
                 answer = await self._client.place_order_sync(spec.pair, spec.side, client_oid=spec.client_oid, **amount)
                 order_id, done = answer.order_id, answer.status == "done"
+                matched_ns = time.monotonic_ns() if done else 0
             else:
                 ack = await self._client.place_order(spec.pair, spec.side, client_oid=spec.client_oid, **amount)
                 order_id = ack.order_id
@@ -151,7 +157,7 @@ class OrderRunner:
         if order.active:
             return _Settled(order, f"order {order_id} still active after {self._fill_timeout_s} s", False,
                             resolved=resolved)
-        return _Settled(order, "", False, resolved=resolved)
+        return _Settled(order, "", False, resolved=resolved, matched_ns=matched_ns)
 
     async def _resolve(self, spec: OrderSpec) -> tuple[Order | None, bool]:
         """Query by clientOid until the order shows up or the deadline passes.

@@ -129,12 +129,18 @@ class Journal:
         self._ttl_s = ttl_s
         self._create = redis.register_script(_CREATE_IF_ABSENT)
 
+    @property
+    def redis(self) -> aioredis.Redis:
+        """The registry's Redis the journal lives in (the live worker's other registry writes use it)."""
+        return self._redis
+
     async def begin(self, correlation_id: str, triangle: Sequence[str], primary_quote: str,
-                    first: PlacingOrder) -> bool:
-        """Open the journal (state running) with the first order's intent; False if this execution
-        already has one."""
+                    first: PlacingOrder, *more: PlacingOrder) -> bool:
+        """Open the journal (state running) with the first order's intent (a parallel triangle's:
+        every order's, `more`); False if this execution already has one."""
         now = _now_ms()
-        entry = {"triangle": ",".join(triangle), "primary_quote": primary_quote, **first.fields(),
+        intents = {k: v for placing in (first, *more) for k, v in placing.fields().items()}
+        entry = {"triangle": ",".join(triangle), "primary_quote": primary_quote, **intents,
                  "state": "running", "started_ms": now, "updated_ms": now}
         args = [part for pair in entry.items() for part in pair]
         return bool(await self._create(keys=[journal_key(correlation_id)], args=args))

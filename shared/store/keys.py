@@ -29,6 +29,9 @@ TOKEN           string   fencing-token counter (INCR)
 CANCEL          hash     correlation id -> 1 while a cancellation is requested
 RATE_BUDGET     hash     the fleet's exchange rate budget: limit, remaining, window_end_ms
                          (see ``shared.store.ratebudget``)
+INV_CLAIM       hash     currency -> amount claimed by parallel live leases, exact decimal
+INVENTORY       hash     currency -> what the live workers' balance view last showed available
+                         (a parallel claim is checked against the lower of it and ``target:<CUR>``)
 SEEN:<id>       string   one per correlation id ever granted: ``running`` until its release
                          records the outcome (``filled``, ``lost``, ...); TTL = the retention
                          window, so an id executes at most once fleet-wide within it
@@ -50,6 +53,8 @@ __all__ = [
     "TOKEN",
     "CANCEL",
     "RATE_BUDGET",
+    "INV_CLAIM",
+    "INVENTORY",
     "SEEN_PREFIX",
     "seen_key",
     "JOURNAL_PREFIX",
@@ -74,6 +79,8 @@ LAST_TRADE = REG + ":last_trade"
 TOKEN = REG + ":token"
 CANCEL = REG + ":cancel"
 RATE_BUDGET = REG + ":rate_budget"
+INV_CLAIM = REG + ":inventory_claimed"
+INVENTORY = REG + ":inventory"
 JOURNAL_PREFIX = REG + ":journal:"
 SEEN_PREFIX = REG + ":seen:"
 

@@ -13,10 +13,13 @@ before, within the retention window: a correlation id runs at most once fleet-wi
 ``detail`` is the first execution's outcome, ``running`` until its release records it), ``stale`` (the book is older than the
 triangle's last trade: a fact about the signal, so it outranks the reasons below, which depend on
 what else runs), ``no_slot``, ``triangle_busy``, ``quote_busy``, ``pair_busy``, ``capital_cap``,
-``rate_budget`` (with a rate budget: the triangle's exchange weight, taken in the same call).
-``bad_config`` (a ``slots`` or ``cap:<QUOTE>`` value the scripts cannot read; the refusal's
-detail names the field and its value; every other field a supervisor reads is checked by
-``config_problem``, which its control watcher applies to each signal). Other Redis errors (connection, timeout) propagate as
+``no_inventory``, ``inventory_busy`` (parallel live strategy: a leg's spend is more than the
+inventory held / than what other leases left unclaimed of it), ``rate_budget`` (with a rate
+budget: the triangle's exchange weight, taken in the same call).
+``bad_config`` (a ``slots``, ``live_strategy``, ``cap:<QUOTE>`` or ``target:<CUR>`` value the
+scripts cannot read; the refusal's detail names the field and its value; every other field a
+supervisor reads is checked by ``config_problem``, which its control watcher applies to each
+signal). Other Redis errors (connection, timeout) propagate as
 ``redis`` exceptions.
 
 Operator settings: hash ``trident:{reg}:config``, read by every acquire, so a change binds the
@@ -31,6 +34,11 @@ enforce_same_quote    0        1: one lease per primary quote at a time (``quote
 enforce_pair          1        1: a pair symbol in at most one lease at a time (``pair_busy``)
 cap:<QUOTE>           none     most notional in QUOTE held by that quote's leases
                                (``capital_cap``): a decimal string, at most 18 places
+live_strategy         seq.     ``sequential`` (legs one after another) or ``parallel`` (the
+                               three legs at once from inventory; the spends are claimed)
+target:<CUR>          none     inventory of CUR the account is meant to hold; parallel claims
+                               of CUR stay within it, or within what the live workers last
+                               saw available (hash ``INVENTORY``) if that is less
 ====================  =======  ================================================================
 
 Flags (``paused``, ``halt``, ``enforce_same_quote``, ``enforce_pair``): absent means the default,
@@ -49,6 +57,8 @@ With plain redis-cli (quote the key: it contains braces)::
     redis-cli HSET 'trident:{reg}:config' enforce_pair 0
     redis-cli HSET 'trident:{reg}:config' cap:USDT 1000.50
     redis-cli HDEL 'trident:{reg}:config' cap:USDT            # no cap for USDT
+    redis-cli HSET 'trident:{reg}:config' live_strategy parallel target:BTC 0.5 target:USDT 20000
+    redis-cli HGETALL 'trident:{reg}:inventory_claimed'       # per currency, spends in flight
     redis-cli HGETALL 'trident:{reg}:config'
     redis-cli ZRANGE 'trident:{reg}:leases' 0 -1 WITHSCORES   # live leases -> expiry ms
     redis-cli HGETALL 'trident:{reg}:lease_data'              # what each lease holds
@@ -86,7 +96,7 @@ from shared.store.ratebudget import BUDGET_LUA, RateBudget
 
 __all__ = [
     "LeaseRequest", "Grant", "Refusal", "RegistryConfig", "LeaseInfo", "Registry", "REFUSAL_REASONS",
-    "DEFAULT_RETENTION_MS", "NotReplicated", "CONFIG_FLAGS", "ConfigProblem", "config_problem",
+    "DEFAULT_RETENTION_MS", "NotReplicated", "CONFIG_FLAGS", "ConfigProblem", "config_problem", "STRATEGIES",
 ]
 
 
@@ -95,15 +105,16 @@ class NotReplicated(RedisError):
 
 REFUSAL_REASONS = (
     "paused", "duplicate", "stale", "no_slot", "triangle_busy", "quote_busy", "pair_busy", "capital_cap",
-    "rate_budget", "bad_config",
+    "rate_budget", "bad_config", "no_inventory", "inventory_busy",
 )
+STRATEGIES = ("sequential", "parallel")
 _MAX_PLACES = 18  # must match SCALE in lua/common.lua
 _AMOUNT = re.compile(r"([0-9]*)\.?([0-9]*)")
 _DEFAULT_SLOTS = 4
 DEFAULT_RETENTION_MS = 86_400_000  # a correlation id runs at most once within a day
 # The scripts' error() for a config value they cannot read: 'trident: config slots is ...' or
 # 'trident: cap:USDT is ...' (lua/acquire.lua, lua/common.lua's amount_to_limbs).
-_BAD_CONFIG = re.compile(r'trident: (?:config )?(slots|cap:[^ ]+) (is not [^"]*"[^"]*")')
+_BAD_CONFIG = re.compile(r'trident: (?:config )?(slots|live_strategy|cap:[^ ]+|target:[^ ]+) (is not .*"[^"]*")')
 
 _LUA_DIR = Path(__file__).with_name("lua")
 _COMMON_LUA = (_LUA_DIR / "common.lua").read_text()
@@ -114,7 +125,7 @@ _SCRIPT_SOURCES["acquire"] = _COMMON_LUA + BUDGET_LUA + (_LUA_DIR / "acquire.lua
 # Every script gets the same KEYS in this order (lua/common.lua names them).
 _SCRIPT_KEYS = [
     keys.CONFIG, keys.LEASES, keys.LEASE_DATA, keys.CLAIM_TRI, keys.CLAIM_QUOTE, keys.CLAIM_PAIR,
-    keys.CAPITAL, keys.LAST_TRADE, keys.TOKEN, keys.RATE_BUDGET,
+    keys.CAPITAL, keys.LAST_TRADE, keys.TOKEN, keys.RATE_BUDGET, keys.INV_CLAIM, keys.INVENTORY,
 ]
 _FLAG_DEFAULTS = {"paused": False, "enforce_same_quote": False, "enforce_pair": True}
 # Every flag of the config hash a supervisor or the scripts read (`halt`: supervisor.control).
@@ -149,10 +160,13 @@ def config_problem(raw: Mapping[str, str]) -> ConfigProblem | None:
     slots = raw.get("slots")
     if slots is not None and _WHOLE.fullmatch(slots) is None:
         return ConfigProblem("slots", slots, "is not a whole number")
+    strategy = raw.get("live_strategy")
+    if strategy is not None and strategy not in ("", *STRATEGIES):
+        return ConfigProblem("live_strategy", strategy, "is not sequential or parallel")
     for name, value in sorted(raw.items()):
-        if not name.startswith("cap:"):
+        if not name.startswith(("cap:", "target:")):
             continue
-        currency = name[4:]
+        currency = name.partition(":")[2]
         if not currency or currency != currency.upper():
             return ConfigProblem(name, value, "names no upper-case currency (no signal's quote would match it)")
         try:
@@ -172,6 +186,8 @@ class LeaseRequest:
     pairs: tuple[str, ...]
     notional: Decimal
     book_ts_ms: int
+    # What each currency's legs spend, for the parallel strategy's inventory claim (live only)
+    spends: tuple[tuple[str, Decimal], ...] = ()
 
     def __post_init__(self) -> None:
         if not self.lease_id or "," in self.lease_id:
@@ -187,6 +203,8 @@ class LeaseRequest:
 class Grant:
     lease_id: str
     token: int
+    # how the worker must run it: ``parallel`` only when the grant claimed the spends' inventory
+    strategy: str = "sequential"
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,6 +223,8 @@ class RegistryConfig:
     enforce_same_quote: bool
     enforce_pair: bool
     caps: dict[str, Decimal]
+    live_strategy: str = "sequential"
+    targets: dict[str, Decimal] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,6 +315,7 @@ class Registry:
                 request.lease_id, self._ttl_ms, request.triangle_id, request.quote, ",".join(request.pairs),
                 _amount_text(request.notional, "notional"), request.book_ts_ms, self._owner,
                 weight, budget.limit if budget else 0, budget.window_ms if budget else 0, self._retention_ms,
+                ",".join(f"{currency}:{_amount_text(amount, 'spend')}" for currency, amount in request.spends),
             ))
         except ResponseError as exc:
             bad = _BAD_CONFIG.search(str(exc))
@@ -305,7 +326,8 @@ class Registry:
         if granted == 1:
             if self._wait_replicas:
                 await self._replicated(request.lease_id, detail)
-            return Grant(request.lease_id, detail)
+            return Grant(request.lease_id, detail, as_text(answer[2])) if len(answer) > 2 else \
+                Grant(request.lease_id, detail)
         refusal = _REFUSALS.get(detail) or Refusal(as_text(detail))
         if len(answer) > 2:
             if refusal.reason == "rate_budget":
@@ -364,19 +386,26 @@ class Registry:
             raise ValueError(problem.detail)
         slots = int(raw.get("slots", str(_DEFAULT_SLOTS)))
         caps = {field[4:]: _parse_amount(value, field) for field, value in raw.items() if field.startswith("cap:")}
+        targets = {field[7:]: _parse_amount(value, field) for field, value in raw.items()
+                   if field.startswith("target:")}
+        strategy = raw.get("live_strategy") or "sequential"
+        if strategy not in STRATEGIES:
+            raise ValueError(f"config live_strategy is not 'sequential' or 'parallel': {strategy!r}")
         return RegistryConfig(
             paused=_flag(raw, "paused"),
             slots=slots,
             enforce_same_quote=_flag(raw, "enforce_same_quote"),
             enforce_pair=_flag(raw, "enforce_pair"),
             caps=caps,
+            live_strategy=strategy,
+            targets=targets,
         )
 
     async def set_config(self, **fields: object) -> None:
         """Change settings atomically, e.g. ``paused=True, slots=3, caps={"USDT": Decimal("1000")}``.
 
-        ``caps`` merges: listed quotes are set, a quote mapped to ``None`` loses its cap, others
-        keep theirs.
+        ``caps`` and ``targets`` (inventory per currency) merge: listed currencies are set, one
+        mapped to ``None`` loses its value, others keep theirs.
         """
         updates: dict[str, str] = {}
         removals: list[str] = []
@@ -389,14 +418,19 @@ class Registry:
                 if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                     raise ValueError(f"slots must be a non-negative int, got {value!r}")
                 updates[name] = str(value)
-            elif name == "caps":
+            elif name == "live_strategy":
+                if value not in STRATEGIES:
+                    raise ValueError(f"live_strategy must be one of {STRATEGIES}, got {value!r}")
+                updates[name] = str(value)
+            elif name in ("caps", "targets"):
+                prefix = "cap:" if name == "caps" else "target:"
                 if not isinstance(value, dict):
-                    raise TypeError(f"caps must be a dict of quote -> Decimal | None, got {value!r}")
-                for quote, cap in value.items():
-                    if cap is None:
-                        removals.append(f"cap:{quote}")
+                    raise TypeError(f"{name} must be a dict of currency -> Decimal | None, got {value!r}")
+                for currency, amount in value.items():
+                    if amount is None:
+                        removals.append(prefix + currency)
                     else:
-                        updates[f"cap:{quote}"] = _amount_text(cap, f"cap:{quote}")
+                        updates[prefix + currency] = _amount_text(amount, prefix + currency)
             else:
                 raise TypeError(f"unknown registry config field {name!r}")
         async with self._redis.pipeline(transaction=True) as pipe:

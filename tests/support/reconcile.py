@@ -29,7 +29,7 @@ def account_deltas(reports: Iterable[ExecutionReport]) -> dict[str, Decimal]:
             deltas[fill.output_currency] += fill.received
         for unwind in report.unwinds:
             deltas[unwind.currency] -= unwind.spent
-            deltas[report.primary_quote] += unwind.recovered
+            deltas[unwind.recovered_currency or report.primary_quote] += unwind.recovered
     return deltas
 
 

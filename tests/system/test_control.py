@@ -14,11 +14,14 @@ import shutil
 import stat
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
+from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from shared.codec import encode_frame
+from shared.store.registry import Grant, LeaseRequest, Registry
 from sim.server import RunningSimulator
 from supervisor.app import Supervisor
 from tests.support.e2e import (
@@ -58,6 +61,9 @@ STEER = {
     "pair_on": "redis-cli HSET 'trident:{reg}:config' enforce_pair 1",
     "cap": "redis-cli HSET 'trident:{reg}:config' cap:USDT 150",
     "uncap": "redis-cli HDEL 'trident:{reg}:config' cap:USDT",
+    "parallel": "redis-cli HSET 'trident:{reg}:config' live_strategy parallel",
+    "target": "redis-cli HSET 'trident:{reg}:config' target:BTC 0.5",
+    "untarget": "redis-cli HDEL 'trident:{reg}:config' target:BTC",
     "halt": "redis-cli HSET 'trident:{reg}:config' paused 1 halt 1",
     "cancel": "redis-cli HSET 'trident:{reg}:cancel' <correlation_id> 1",
 }
@@ -66,6 +72,8 @@ LOOK = {
     "lease_data": "redis-cli HGETALL 'trident:{reg}:lease_data'",
     "leases": "redis-cli ZRANGE 'trident:{reg}:leases' 0 -1 WITHSCORES",
     "capital": "redis-cli HGETALL 'trident:{reg}:capital'",
+    "inventory_claimed": "redis-cli HGETALL 'trident:{reg}:inventory_claimed'",
+    "inventory": "redis-cli HGETALL 'trident:{reg}:inventory'",
     "cancels": "redis-cli HGETALL 'trident:{reg}:cancel'",
     "reports": "redis-cli XREVRANGE trident:reports + - COUNT 10",
     "xlen": "redis-cli XLEN trident:reports",
@@ -139,6 +147,25 @@ def pairs(output: str) -> dict[str, str]:
 
 def test_the_cheatsheet_is_fully_exercised() -> None:
     assert sorted(CHEATSHEET) == sorted([*STEER.values(), *LOOK.values()])
+
+
+async def test_parallel_strategy_and_targets_from_redis_cli_bind_the_registry(redis_client: Any, cli: Cli) -> None:
+    registry = Registry(redis_client, owner="test")
+    want = LeaseRequest(lease_id="inv-1", triangle_id="T", quote="USDT", pairs=("BTC-USDT", "ETH-BTC", "ETH-USDT"),
+                        notional=Decimal("100"), book_ts_ms=0, spends=(("BTC", Decimal("0.4")),))
+    await cli(STEER["parallel"])
+    refused = await registry.acquire(want)
+    assert refused.reason == "no_inventory"  # parallel, and no BTC target: nothing may be spent
+    await cli(STEER["target"])
+    assert (await registry.config()).targets == {"BTC": Decimal("0.5")}
+    grant = await registry.acquire(want)
+    assert isinstance(grant, Grant) and grant.strategy == "parallel"
+    assert pairs(await cli(LOOK["inventory_claimed"])) == {"BTC": "0.4"}
+    assert pairs(await cli(LOOK["inventory"])) == {}  # no live worker has published its view
+    assert await registry.release("inv-1", grant.token, outcome="filled")
+    assert pairs(await cli(LOOK["inventory_claimed"])) == {}
+    await cli(STEER["untarget"])
+    assert (await registry.config()).targets == {}
 
 
 async def test_pause_admits_nothing_then_resume_and_a_new_slot_limit_hold(

@@ -16,6 +16,7 @@ import redis.asyncio as aioredis
 from shared.channel import Job
 from shared.codec import encode_frame
 from shared.report import Status
+from shared.store import keys
 from shared.store.journal import Journal
 from shared.store.registry import Registry
 from sim.server import RunningSimulator
@@ -105,3 +106,44 @@ async def test_paper_service_never_places_an_order_whatever_the_signal_says(
     assert (report.correlation_id, report.status) == ("smuggled", Status.FAILED)
     assert "paper mode" in report.error
     assert simulator.sim.order_log.entries() == []  # not a place, not a sync, not even a test
+
+
+async def test_live_service_parallel_strategy_claims_inventory_trades_and_reconciles(
+    redis_url: str, simulator: RunningSimulator, workdir: Path
+) -> None:
+    """`live_strategy parallel` from the config hash (as redis-cli would set it): the grant claims
+    each leg's spend, the worker places the legs at once, the claims are freed at release."""
+    redis = aioredis.Redis.from_url(redis_url)
+    sim = simulator.sim
+    start = sim.balances()
+    await redis.hset(keys.CONFIG, mapping={"slots": "10", "enforce_pair": "0", "live_strategy": "parallel",
+                                           **{f"target:{c}": str(amount) for c, amount in start.items()}})
+    markets = await markets_of(simulator)
+    signals = [live(fresh_signal(markets, i, f"pv-{i}")) for i in range(3)]
+    unheld = live(fresh_signal(markets, 3, "pv-unheld"))
+    settings = e2e_settings(redis_url, simulator.url, workdir, mode="live", workers=1)
+    async with running_supervisor(settings) as supervisor:
+        for n, signal in enumerate(signals, 1):
+            await send_frames(settings.socket_path, [encode_frame(restamped(signal))], progress=False)
+            await supervisor.wait_frames(n, 10)
+            await supervisor.wait_idle(10)
+        currency = unheld["legs"][1]["pair"].split("-")[0 if unheld["legs"][1]["side"] == "sell" else 1]
+        await redis.hdel(keys.CONFIG, f"target:{currency}")
+        await redis.hdel(keys.INVENTORY, currency)
+        await send_frames(settings.socket_path, [encode_frame(restamped(unheld))], progress=False)
+        await supervisor.wait_frames(4, 10)
+        assert supervisor.admission.refusals["no_inventory"] == 1
+        assert supervisor.admission.admitted == 3
+    reports = {r.correlation_id: r for r in await stream_reports(redis_url)}
+    assert {cid: (r.status, r.strategy) for cid, r in reports.items()} == {
+        f"pv-{i}": (Status.FILLED, "parallel") for i in range(3)}
+    deltas = account_deltas(list(reports.values()))
+    end = sim.balances()
+    assert {c: end.get(c, Decimal(0)) for c in end} == {c: start.get(c, Decimal(0)) + deltas[c] for c in end}
+    for report in reports.values():  # the report's inventory change is what its legs moved
+        moved = account_deltas([report])
+        assert dict(report.inventory) == {c: v for c, v in moved.items()}
+    placed = [e.client_oid for e in sim.order_log.entries() if e.kind != "test"]
+    assert sorted(placed) == sorted(client_oid(f"pv-{i}", leg) for i in range(3) for leg in range(3))
+    assert await redis.hgetall(keys.INV_CLAIM) == {}  # every claim freed by its release
+    await redis.aclose()

@@ -7,8 +7,11 @@ local K_CONFIG, K_LEASES, K_DATA = KEYS[1], KEYS[2], KEYS[3]
 local K_TRI, K_QUOTE, K_PAIR = KEYS[4], KEYS[5], KEYS[6]
 local K_CAPITAL, K_LAST, K_TOKEN = KEYS[7], KEYS[8], KEYS[9]
 local K_BUDGET = KEYS[10]
+-- Parallel live strategy: per currency, what leases have claimed to spend (exact decimal strings),
+-- and the inventory the live workers last saw held (absent: the config's target:<CUR> stands in).
+local K_INV_CLAIM, K_INVENTORY = KEYS[11], KEYS[12]
 -- acquire and release also get the lease's once-per-id marker (keys.seen_key); the others do not.
-local K_SEEN = KEYS[11]
+local K_SEEN = KEYS[13]
 
 -- Server clock in epoch ms: every lease time comes from this one clock, never a host's.
 local function now_ms()
@@ -140,8 +143,33 @@ local function claim_remove(key, field, lease_id)
   end
 end
 
--- Remove a lease with everything it holds: claims, capital, record, expiry entry.
+-- "CUR:amount,CUR:amount" -> {{cur, amount}, ...} (the spends a parallel lease claims).
+local function split_spends(csv)
+  local spends = {}
+  for item in string.gmatch(csv or '', '[^,]+') do
+    local currency, amount = string.match(item, '^([^:]+):(.+)$')
+    if currency then spends[#spends + 1] = {currency, amount} end
+  end
+  return spends
+end
+
+local function inventory_claimed(currency)
+  return amount_to_limbs(redis.call('HGET', K_INV_CLAIM, currency) or '0', 'inventory claimed for ' .. currency)
+end
+
+local function inventory_store(currency, limbs)
+  if #limbs == 0 then
+    redis.call('HDEL', K_INV_CLAIM, currency)
+  else
+    redis.call('HSET', K_INV_CLAIM, currency, limbs_to_amount(limbs))
+  end
+end
+
+-- Remove a lease with everything it holds: claims, capital, inventory claims, record, expiry entry.
 local function drop_lease(lease_id, lease)
+  for _, spend in ipairs(split_spends(lease.spend)) do
+    inventory_store(spend[1], limbs_sub(inventory_claimed(spend[1]), amount_to_limbs(spend[2], 'spend')))
+  end
   claim_remove(K_TRI, lease.triangle, lease_id)
   claim_remove(K_QUOTE, lease.quote, lease_id)
   for _, pair in ipairs(split_csv(lease.pairs)) do claim_remove(K_PAIR, pair, lease_id) end

@@ -1,6 +1,6 @@
 -- release: drop a lease and everything it holds, only for the holder of its current token.
 -- ARGV: lease_id, token, last_trade_ms, outcome. Returns 1 if released, else 0 with nothing changed.
--- outcome (a report status) is recorded in the id's once-per-id marker (KEYS[11]), keeping its
+-- outcome (a report status) is recorded in the id's once-per-id marker (KEYS[13]), keeping its
 -- TTL, so a repeat is refused naming it; an empty outcome means the execution never started
 -- (no worker took it) and forgets the marker, so the signal may be sent again.
 -- A lease that expired but was not yet dropped is still its holder's: nobody else can have
