@@ -61,11 +61,13 @@ def test_the_example_takes_the_fast_path_and_equals_parse_signal() -> None:
     assert signal.books[1].best_ask is not None
 
 
-@pytest.mark.parametrize(("reason", "path", "value", "named"), REJECTIONS)
+# an integer of 2**64 or more cannot be packed by msgpack: no frame can carry that defect
+FRAMEABLE = [case for case in REJECTIONS if not (isinstance(case[2], int) and case[2] >= 2**64)]
+
+
+@pytest.mark.parametrize(("reason", "path", "value", "named"), FRAMEABLE)
 def test_each_defect_keeps_its_reason_and_message(reason: str, path: tuple[Any, ...], value: Any, named: str) -> None:
     raw = _set(example(), path, value)
-    if value is not _DELETE and isinstance(value, int) and value >= 2**64:
-        pytest.skip("msgpack cannot carry the integer: no frame can hold it")
     body = msgpack.packb(raw, use_bin_type=True)
     with pytest.raises(SignalError) as caught:
         parse_frame(body)
