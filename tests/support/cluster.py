@@ -11,11 +11,11 @@ import random
 import shutil
 import socket
 import subprocess
-import time
 from pathlib import Path
 
 import redis as syncredis
 
+from tests.support.polling import poll_until
 from tools.embedded_redis import find_redis_server
 
 __all__ = ["RedisClusterDeployment"]
@@ -39,18 +39,6 @@ def _free_cluster_port(taken: list[int]) -> int:
         port = rng.randrange(20_000, 45_000)
         if port not in taken and port + 10_000 not in taken and _bindable(port) and _bindable(port + 10_000):
             return port
-
-
-def _wait(condition, timeout_s: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if condition():
-                return
-        except (syncredis.RedisError, OSError):
-            pass
-        time.sleep(0.05)  # other processes' state: nothing to wait on but polling
-    raise AssertionError(f"{what} within {timeout_s}s")
 
 
 class RedisClusterDeployment:
@@ -84,7 +72,7 @@ class RedisClusterDeployment:
                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                 ))
             for port in self.ports:
-                _wait(lambda port=port: self.client(port).ping(), 10, f"cluster node {port} did not answer")
+                poll_until(lambda port=port: self.client(port).ping(), 10, f"cluster node {port} did not answer")
             sibling = Path(self.binary).with_name("redis-cli")
             cli = str(sibling) if sibling.exists() else shutil.which("redis-cli") or "redis-cli"
             subprocess.run(
@@ -93,7 +81,7 @@ class RedisClusterDeployment:
                 check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=30,
             )
             for port in self.ports:
-                _wait(lambda port=port: self.client(port).cluster("info")["cluster_state"] == "ok", 20,
+                poll_until(lambda port=port: self.client(port).cluster("info")["cluster_state"] == "ok", 20,
                       f"cluster node {port} did not reach cluster_state:ok")
         except BaseException:
             self.stop()

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import socket
 import subprocess
-import time
 from pathlib import Path
 
 import redis as syncredis
 
+from tests.support.polling import poll_until
 from tools.embedded_redis import find_redis_server
 
 __all__ = ["SentinelDeployment", "MASTER_NAME"]
@@ -26,18 +26,6 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def _wait(condition, timeout_s: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if condition():
-                return
-        except (syncredis.RedisError, OSError):
-            pass
-        time.sleep(0.05)  # other processes' state: nothing to wait on but polling
-    raise AssertionError(f"{what} within {timeout_s}s")
 
 
 class SentinelDeployment:
@@ -59,7 +47,7 @@ class SentinelDeployment:
         args = [self.binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
                 "--dir", str(workdir), "--logfile", str(workdir / "redis.log"), *extra]
         self._procs[name] = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        _wait(lambda: self.client(port).ping(), 10, f"{name} did not answer")
+        poll_until(lambda: self.client(port).ping(), 10, f"{name} did not answer")
 
     def client(self, port: int) -> syncredis.Redis:
         return syncredis.Redis(host="127.0.0.1", port=port, socket_timeout=1, socket_connect_timeout=1,
@@ -68,7 +56,7 @@ class SentinelDeployment:
     def start(self) -> "SentinelDeployment":
         self._server("primary", self.primary_port)
         self._server("replica", self.replica_port, "--replicaof", "127.0.0.1", str(self.primary_port))
-        _wait(lambda: self.client(self.replica_port).info("replication")["master_link_status"] == "up", 10,
+        poll_until(lambda: self.client(self.replica_port).info("replication")["master_link_status"] == "up", 10,
               "the replica did not sync")
         for index, port in enumerate(self.sentinel_ports):
             config = self.directory / f"sentinel-{index}.conf"
@@ -85,7 +73,7 @@ class SentinelDeployment:
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )
         for port in self.sentinel_ports:  # each sentinel knows the replica and the two others
-            _wait(lambda port=port: self._discovered(port), 30,
+            poll_until(lambda port=port: self._discovered(port), 30,
                   f"sentinel on {port} did not discover the deployment ({self._discovery(port)})")
         return self
 
@@ -107,14 +95,14 @@ class SentinelDeployment:
         self._procs["primary"].wait()
 
     def wait_failover(self, timeout_s: float = 30.0) -> None:
-        _wait(lambda: self.primary_address() == ("127.0.0.1", self.replica_port)
+        poll_until(lambda: self.primary_address() == ("127.0.0.1", self.replica_port)
               and self.client(self.replica_port).info("replication")["role"] == "master",
               timeout_s, "no failover to the replica")
 
     def restart_old_primary_as_replica(self) -> None:
         """The killed primary back (as its service manager would restart it), following the new one."""
         self._server("primary", self.primary_port, "--replicaof", "127.0.0.1", str(self.replica_port))
-        _wait(lambda: self.client(self.primary_port).info("replication")["master_link_status"] == "up", 20,
+        poll_until(lambda: self.client(self.primary_port).info("replication")["master_link_status"] == "up", 20,
               "the old primary did not rejoin as a replica")
 
     def stop(self) -> None:
