@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Union
 
 import redis.asyncio as aioredis
 import structlog
@@ -89,32 +90,49 @@ async def publish_status(client: aioredis.Redis, name: str, fields: Mapping[str,
     increments = dict(refusals or {})
     if is_cluster(client):
         if increments:
-            async with client.pipeline(transaction=True) as pipe:
-                for reason, count in increments.items():
-                    pipe.hincrby(keys.REFUSALS, reason, count)
-                await pipe.execute()
+            await _add_refusals(client, increments)
             if tally is not None:
                 tally.confirm(increments)
         async with client.pipeline(transaction=True) as pipe:
-            pipe.hset(key, mapping={**fields, "heartbeat_ms": str(now_ms)})
-            pipe.pexpire(key, STATUS_TTL_MS)
+            _queue_status(pipe, key, fields, now_ms)
             await pipe.execute()
         async with client.pipeline(transaction=True) as pipe:
-            pipe.zadd(keys.FLEET, {name: now_ms})
-            pipe.zremrangebyscore(keys.FLEET, "-inf", now_ms - FLEET_FORGET_MS)
+            _queue_fleet_entry(pipe, name, now_ms)
             await pipe.execute()
         return now_ms
     async with client.pipeline(transaction=True) as pipe:
-        pipe.hset(key, mapping={**fields, "heartbeat_ms": str(now_ms)})
-        pipe.pexpire(key, STATUS_TTL_MS)
-        pipe.zadd(keys.FLEET, {name: now_ms})
-        pipe.zremrangebyscore(keys.FLEET, "-inf", now_ms - FLEET_FORGET_MS)
-        for reason, count in increments.items():
-            pipe.hincrby(keys.REFUSALS, reason, count)
+        _queue_status(pipe, key, fields, now_ms)
+        _queue_fleet_entry(pipe, name, now_ms)
+        _queue_refusals(pipe, increments)
         await pipe.execute()
     if tally is not None:
         tally.confirm(increments)
     return now_ms
+
+
+_Pipeline = Union["aioredis.client.Pipeline", "aioredis.cluster.ClusterPipeline"]
+
+
+def _queue_status(pipe: _Pipeline, key: str, fields: Mapping[str, str], now_ms: int) -> None:
+    pipe.hset(key, mapping={**fields, "heartbeat_ms": str(now_ms)})
+    pipe.pexpire(key, STATUS_TTL_MS)
+
+
+def _queue_fleet_entry(pipe: _Pipeline, name: str, now_ms: int) -> None:
+    pipe.zadd(keys.FLEET, {name: now_ms})
+    pipe.zremrangebyscore(keys.FLEET, "-inf", now_ms - FLEET_FORGET_MS)
+
+
+def _queue_refusals(pipe: _Pipeline, increments: Mapping[str, int]) -> None:
+    for reason, count in increments.items():
+        pipe.hincrby(keys.REFUSALS, reason, count)
+
+
+async def _add_refusals(client: aioredis.Redis, increments: Mapping[str, int]) -> None:
+    """The refusal increments as one MULTI of their own (a cluster's: one key, one slot)."""
+    async with client.pipeline(transaction=True) as pipe:
+        _queue_refusals(pipe, increments)
+        await pipe.execute()
 
 
 async def withdraw_status(client: aioredis.Redis, name: str, workers: int,
@@ -127,10 +145,7 @@ async def withdraw_status(client: aioredis.Redis, name: str, workers: int,
     ghosts = [keys.STATUS_PREFIX + name, *(keys.worker_health_key(name, i) for i in range(workers))]
     if is_cluster(client):
         if refusals:
-            async with client.pipeline(transaction=True) as pipe:
-                for reason, count in refusals.items():
-                    pipe.hincrby(keys.REFUSALS, reason, count)
-                await pipe.execute()
+            await _add_refusals(client, refusals)
         async with client.pipeline(transaction=False) as pipe:
             for ghost in ghosts:
                 pipe.delete(ghost)
@@ -140,8 +155,7 @@ async def withdraw_status(client: aioredis.Redis, name: str, workers: int,
     async with client.pipeline(transaction=True) as pipe:
         pipe.delete(*ghosts)
         pipe.zrem(keys.FLEET, name)
-        for reason, count in (refusals or {}).items():
-            pipe.hincrby(keys.REFUSALS, reason, count)
+        _queue_refusals(pipe, refusals or {})
         await pipe.execute()
 
 
